@@ -1,0 +1,29 @@
+# Two self-sufficient entry points: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+
+.PHONY: demo test install install-dev bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+install: $(PY)
+	$(PIP) install --quiet -e .
+
+install-dev: $(PY)
+	$(PIP) install --quiet -e ".[dev]"
+
+demo: install
+	$(VENV)/bin/nnopt demo
+
+test: install-dev
+	$(PY) -m pytest -n 2 --dist loadfile
+
+bench: $(PY)
+	$(PIP) install --quiet -e ".[dev,bench]"
+
+clean:
+	rm -rf $(VENV) runs/demo .pytest_cache

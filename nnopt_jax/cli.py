@@ -1,0 +1,194 @@
+"""The ``nnopt`` command line: parses, loads a config, calls the library.
+
+Every long command writes into ``--out DIR`` (default under ``runs/``) and
+continues an interrupted run with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import textwrap
+
+EPILOG = textwrap.dedent("""\
+    examples:
+      nnopt demo                                         # every pillar on sklearn digits
+      nnopt train --config configs/mnist_lenet300.py --data-dir ../shared/data/mnist
+      nnopt train --config configs/mnist_lenet300.py:smoke --set train.learning_rate=3e-4
+      nnopt hpo --config configs/hpo/digits_mlp.py
+      nnopt compress --config configs/compress/lenet300_svd.py --data-dir ../shared/data/mnist
+      nnopt nas search --config configs/nas/darts_fashion_search.py
+      nnopt nas train --config configs/nas/darts_fashion_train.py --genotype DARTS_V2
+      nnopt nas bench201 --method bo --queries 100 --runs 10 --data ../shared/data/nasbench201
+      nnopt data check mnist --data-dir ../shared/data/mnist
+    """)
+
+
+def _add_run_options(parser: argparse.ArgumentParser, *, config: bool = True) -> None:
+    if config:
+        parser.add_argument("--config", required=True, metavar="FILE[:VARIANT]",
+                            help="Python config file with get_config(); ':smoke' picks the "
+                                 "small variant")
+        parser.add_argument("--set", dest="overrides", action="append", default=[],
+                            metavar="KEY=VALUE", help="override a config value, e.g. "
+                                                      "train.learning_rate=1e-3 (repeatable)")
+    parser.add_argument("--data-dir", help="dataset directory (else $NNOPT_DATA_DIR, "
+                                           "~/.cache/nnopt, system locations)")
+    parser.add_argument("--out", type=pathlib.Path, help="output directory (default: runs/...)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run in --out")
+    parser.add_argument("--distributed", action="store_true",
+                        help="join a multi-host run (jax.distributed.initialize)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nnopt", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Optimise neural networks for accuracy, speed and size: hyper-parameter "
+                    "optimisation, architecture search and Bayesian compression, in JAX.")
+    from nnopt_jax import __version__
+    parser.add_argument("--version", action="version", version=f"nnopt_jax {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser("demo", help="a few-minute tour of every pillar on sklearn digits")
+    demo.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/demo"))
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--skip", default="", help="comma-separated stages to skip "
+                                                 "(train,hpo,nas,compress)")
+    demo.add_argument("--no-progress", action="store_true")
+
+    train = sub.add_parser("train", help="train a classifier from a config")
+    _add_run_options(train)
+
+    hpo = sub.add_parser("hpo", help="tune a training run's hyper-parameters")
+    _add_run_options(hpo)
+
+    compress = sub.add_parser("compress", help="sparse VD / VNQ / pruning of a network")
+    _add_run_options(compress)
+
+    nas = sub.add_parser("nas", help="architecture search (DARTS, NAS-Bench-201)")
+    nas_sub = nas.add_subparsers(dest="nas_command", metavar="VERB", required=True)
+    search = nas_sub.add_parser("search", help="DARTS search (first or second order)")
+    _add_run_options(search)
+    nas_train = nas_sub.add_parser("train", help="train a genotype from scratch")
+    _add_run_options(nas_train)
+    nas_train.add_argument("--genotype", required=True,
+                           help="genotype JSON file or published name (DARTS_V1, DARTS_V2)")
+    bench = nas_sub.add_parser("bench201", help="black-box search on the NAS-Bench-201 table")
+    bench.add_argument("--method", default="all",
+                       help="random, evolution, bo, or all (comma-separated)")
+    bench.add_argument("--queries", type=int, default=100)
+    bench.add_argument("--runs", type=int, default=10)
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--data", type=pathlib.Path, default=None,
+                       help="the table's CSV or its directory (default: search data dirs)")
+    bench.add_argument("--multiobjective", action="store_true",
+                       help="search the accuracy/size Pareto front instead")
+    bench.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/nb201"))
+
+    data = sub.add_parser("data", help="download or check datasets")
+    data_sub = data.add_subparsers(dest="data_command", metavar="VERB", required=True)
+    for verb, text in (("download", "fetch a dataset and verify its checksums"),
+                       ("check", "locate, verify and load a dataset")):
+        p = data_sub.add_parser(verb, help=text)
+        p.add_argument("name", help="mnist, fashion_mnist, cifar10 or digits")
+        p.add_argument("--data-dir")
+    return parser
+
+
+def _load(args) -> "object":
+    from nnopt_jax.config import apply_overrides, load_config
+    cfg = apply_overrides(load_config(args.config), args.overrides)
+    if args.data_dir and "data" in cfg:
+        cfg.data.data_dir = args.data_dir
+    return cfg
+
+
+def _out_dir(args, kind: str) -> pathlib.Path:
+    if args.out is not None:
+        return args.out
+    stem = pathlib.Path(args.config.partition(":")[0]).stem
+    variant = args.config.partition(":")[2]
+    return pathlib.Path("runs") / kind / (f"{stem}_{variant}" if variant else stem)
+
+
+def _cmd_train(args) -> int:
+    from nnopt_jax.report import print_table
+    from nnopt_jax.training import train_and_evaluate
+    cfg = _load(args)
+    out = _out_dir(args, "train")
+    res = train_and_evaluate(cfg, out_dir=out, resume=args.resume,
+                             progress=not args.no_progress)
+    print_table("result", {k: res[k] for k in ("dataset", "model", "n_params", "epochs",
+                                               "val_error", "test_error",
+                                               "seconds_per_epoch", "wall_time_s")})
+    print(f"wrote {out}/")
+    return 0
+
+
+def _cmd_hpo(args) -> int:
+    from nnopt_jax.hpo.cli import hpo_command
+    return hpo_command(_load(args), _out_dir(args, "hpo"), args.resume)
+
+
+def _cmd_compress(args) -> int:
+    from nnopt_jax.bayes.cli import compress_command
+    return compress_command(_load(args), _out_dir(args, "compress"), args.resume)
+
+
+def _cmd_nas(args) -> int:
+    if args.nas_command == "bench201":
+        from nnopt_jax.nas.nb201 import cli as nb201_cli
+        if args.multiobjective:
+            return nb201_cli.multiobjective_command(args.queries, args.runs, args.data,
+                                                    args.out, args.seed)
+        return nb201_cli.bench201_command(args.method, args.queries, args.runs, args.data,
+                                          args.out, args.seed)
+    from nnopt_jax.nas.darts import cli as darts_cli
+    cfg = _load(args)
+    if args.nas_command == "search":
+        return darts_cli.search_command(cfg, _out_dir(args, "nas"), args.resume)
+    return darts_cli.train_command(cfg, args.genotype, _out_dir(args, "nas"), args.resume)
+
+
+def _cmd_data(args) -> int:
+    from nnopt_jax.data import cli as data_cli
+    if args.data_command == "download":
+        return data_cli.download_command(args.name, args.data_dir)
+    return data_cli.check_command(args.name, args.data_dir)
+
+
+def _cmd_demo(args) -> int:
+    from nnopt_jax.demo import run_demo
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    run_demo(args.out, seed=args.seed, skip=skip, progress=not args.no_progress)
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "hpo": _cmd_hpo, "compress": _cmd_compress, "nas": _cmd_nas,
+            "data": _cmd_data, "demo": _cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "distributed", False):
+        from nnopt_jax.parallel import initialize_distributed
+        initialize_distributed(True)
+    from nnopt_jax.checkpoint import CheckpointError
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, CheckpointError, FloatingPointError) as err:
+        if os.environ.get("NNOPT_DEBUG"):
+            raise
+        print(f"nnopt: error: {err}\n(set NNOPT_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nnopt: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Shared fixtures: where the real data lives, and small helpers."""
+
+import os
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get("NNOPT_SHARED_DIR", ROOT.parent / "shared"))
+FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    path = SHARED / "data" / "mnist"
+    if not (path / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST not found under {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nasbench201_csv():
+    path = SHARED / "data" / "nasbench201" / "nb201_hp12_accuracy.csv"
+    if not path.exists():
+        pytest.skip(f"NAS-Bench-201 table not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fashion_dir():
+    if not FASHION_DIR.exists():
+        pytest.skip("dataset-fashion-mnist is not installed")
+    return FASHION_DIR
