@@ -25,7 +25,7 @@ STAGES = {
 }
 
 
-def _train_stage(out: pathlib.Path, *, seed: int, progress: bool) -> dict:
+def _train_stage(out: pathlib.Path, *, seed: int, progress: bool, epochs: int) -> dict:
     from nnopt_jax.config import load_config
     from nnopt_jax.training import train_and_evaluate
 
@@ -38,7 +38,7 @@ def _train_stage(out: pathlib.Path, *, seed: int, progress: bool) -> dict:
                      train=dict(optimizer="adam", learning_rate=3e-3, schedule="cosine",
                                 batch_size=64, num_epochs=40))
     cfg.seed = seed
-    cfg.train.num_epochs = 15
+    cfg.train.num_epochs = epochs
     res = train_and_evaluate(cfg, out_dir=out, progress=progress)
     return {"stage": "train", "what": f"SmallLeNet on digits, {res['epochs']} epochs, "
                                       f"{res['devices']} device(s)",
@@ -54,7 +54,7 @@ def _compact(summary: dict) -> str:
 
 
 def run_demo(out: str | pathlib.Path = "runs/demo", *, seed: int = 0, skip=(),
-             progress: bool = True) -> list[dict]:
+             progress: bool = True, train_epochs: int = 15) -> list[dict]:
     """Runs the demo stages and prints/writes a summary table.
 
     Returns:
@@ -64,7 +64,7 @@ def run_demo(out: str | pathlib.Path = "runs/demo", *, seed: int = 0, skip=(),
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     if "train" not in skip:
-        rows.append(_train_stage(out, seed=seed, progress=progress))
+        rows.append(_train_stage(out, seed=seed, progress=progress, epochs=train_epochs))
     for name, module in STAGES.items():
         if name in skip:
             continue

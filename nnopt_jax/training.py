@@ -25,6 +25,7 @@ import numpy as np
 import optax
 
 from nnopt_jax import parallel
+from nnopt_jax.data.batching import batch_indices
 from nnopt_jax.checkpoint import (CheckpointError, latest_step, restore_checkpoint,
                                   save_checkpoint)
 from nnopt_jax.types import Array, Batch, LossFn, ModelState, Params, PRNGKey, PyTree
@@ -272,7 +273,7 @@ def fit(
         for begin, end in _chunk_bounds(start, steps_per_epoch, total_steps, steps_per_chunk,
                                         checkpoint_every):
             epoch, offset = divmod(begin, steps_per_epoch)
-            order = _epoch_order(n, batch_size, seed=seed, epoch=epoch)
+            order = batch_indices(n, batch_size, seed=seed, epoch=epoch)
             idx = order[offset:offset + (end - begin), proc * local:(proc + 1) * local]
             xs, ys = x[idx], y[idx]
             if mesh is not None:
@@ -306,13 +307,6 @@ def fit(
         if bar is not None:
             bar.stop()
     return state, history
-
-
-def _epoch_order(n: int, batch_size: int, *, seed: int, epoch: int) -> np.ndarray:
-    """Batch indices ``(steps, batch_size)`` of one epoch, a pure function of (seed, epoch)."""
-    rng = np.random.default_rng([seed, epoch])
-    steps = n // batch_size
-    return rng.permutation(n)[:steps * batch_size].reshape(steps, batch_size)
 
 
 # ----------------------------------------------------------------------------- evaluation
