@@ -457,6 +457,7 @@ def train_and_evaluate(cfg, *, out_dir: str | pathlib.Path | None = None, resume
     results = {
         "dataset": cfg.data.name, "model": cfg.model.name,
         "val_error": val["val_error"], "val_loss": val["val_loss"],
+        "val_set": f"{frac:.0%} held out of train" if frac else "test set (no validation split)",
         "test_error": test["error"], "test_loss": test["loss"],
         "epochs": cfg.train.num_epochs, "n_params": count_params(state.params),
         "seconds_per_epoch": float(np.median(epoch_times)) if epoch_times else math.nan,
