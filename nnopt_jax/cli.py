@@ -174,9 +174,10 @@ COMMANDS = {"train": _cmd_train, "hpo": _cmd_hpo, "compress": _cmd_compress, "na
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "distributed", False):
+    if args.command in ("train", "hpo", "compress", "nas"):
         from nnopt_jax.parallel import initialize_distributed
-        initialize_distributed(True)
+        # --distributed, or JAX_COORDINATOR_ADDRESS & co. in the environment.
+        initialize_distributed(True if getattr(args, "distributed", False) else None)
     from nnopt_jax.checkpoint import CheckpointError
     try:
         return COMMANDS[args.command](args)
