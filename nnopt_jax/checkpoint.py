@@ -8,6 +8,7 @@ skipped with a warning in favour of the previous one; when none is readable a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pathlib
 import warnings
@@ -38,6 +39,17 @@ def _rewrap_keys(tree: PyTree, like: PyTree) -> PyTree:
     def wrap(x, ref):
         return jax.random.wrap_key_data(x, impl=jax.random.key_impl(ref)) if _is_key(ref) else x
     return jax.tree.map(wrap, tree, like)
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _manager(directory: pathlib.Path, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
@@ -92,7 +104,8 @@ def restore_checkpoint(directory: str | pathlib.Path, like: PyTree,
         steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
         for candidate in steps:
             try:
-                tree = manager.restore(candidate, args=ocp.args.StandardRestore(target))
+                with _quiet_absl():  # orbax logs every parse failure at ERROR level
+                    tree = manager.restore(candidate, args=ocp.args.StandardRestore(target))
             except Exception as err:  # orbax raises many types for corrupt files
                 errors.append(f"step {candidate}: {type(err).__name__}: {str(err)[:200]}")
                 warnings.warn(f"checkpoint {directory}/{candidate} is unreadable ({err!r:.120}); "
