@@ -52,10 +52,14 @@ def _quiet_absl():
         logger.setLevel(level)
 
 
-def _manager(directory: pathlib.Path, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
+@contextlib.contextmanager
+def _manager(directory: pathlib.Path, max_to_keep: int | None = 3):
+    """An orbax manager (synchronous saves); orbax's absl logging of unreadable
+    metadata is silenced since the callers report such problems themselves."""
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                            enable_async_checkpointing=False)
-    return ocp.CheckpointManager(directory.resolve(), options=options)
+    with _quiet_absl(), ocp.CheckpointManager(directory.resolve(), options=options) as manager:
+        yield manager
 
 
 def save_checkpoint(directory: str | pathlib.Path, tree: PyTree, *, step: int,
@@ -104,8 +108,7 @@ def restore_checkpoint(directory: str | pathlib.Path, like: PyTree,
         steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
         for candidate in steps:
             try:
-                with _quiet_absl():  # orbax logs every parse failure at ERROR level
-                    tree = manager.restore(candidate, args=ocp.args.StandardRestore(target))
+                tree = manager.restore(candidate, args=ocp.args.StandardRestore(target))
             except Exception as err:  # orbax raises many types for corrupt files
                 errors.append(f"step {candidate}: {type(err).__name__}: {str(err)[:200]}")
                 warnings.warn(f"checkpoint {directory}/{candidate} is unreadable ({err!r:.120}); "
