@@ -17,6 +17,7 @@ import json
 import math
 import pathlib
 import time
+import weakref
 from typing import Callable, Iterable, NamedTuple
 
 import jax
@@ -312,24 +313,35 @@ def fit(
 # ----------------------------------------------------------------------------- evaluation
 
 
+_BATCH_STATS = weakref.WeakKeyDictionary()
+
+
+def _batch_stats_fn(apply_fn: Callable) -> Callable:
+    """The jitted masked (sum NLL, sum errors) of one batch, compiled once per apply_fn."""
+    if apply_fn not in _BATCH_STATS:
+        @jax.jit
+        def batch_stats(params, model_state, xb, yb, mask):
+            logits = apply_fn(params, model_state, xb)
+            nll = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+            wrong = jnp.argmax(logits, -1) != yb
+            return jnp.sum(nll * mask), jnp.sum(wrong * mask)
+        _BATCH_STATS[apply_fn] = batch_stats
+    return _BATCH_STATS[apply_fn]
+
+
 def evaluate(apply_fn: Callable, params: Params, model_state: ModelState, x: np.ndarray,
              y: np.ndarray, *, batch_size: int = 1000) -> dict[str, float]:
     """Mean cross-entropy and error rate of ``apply_fn(params, model_state, x) -> logits``.
 
     Batches are padded to a fixed size (one compilation); padding is masked out.
     """
-    params, model_state = parallel.to_host((params, model_state))
+    if jax.process_count() > 1:  # global arrays: evaluate a local copy on each process
+        params, model_state = parallel.to_host((params, model_state))
     n = len(x)
     batch_size = min(batch_size, n)
+    batch_stats = _batch_stats_fn(apply_fn)
 
-    @jax.jit
-    def batch_stats(params, model_state, xb, yb, mask):
-        logits = apply_fn(params, model_state, xb)
-        nll = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
-        wrong = jnp.argmax(logits, -1) != yb
-        return jnp.sum(nll * mask), jnp.sum(wrong * mask)
-
-    total_nll = total_wrong = 0.0
+    sums = []
     for begin in range(0, n, batch_size):
         xb, yb = x[begin:begin + batch_size], y[begin:begin + batch_size]
         pad = batch_size - len(xb)
@@ -337,10 +349,9 @@ def evaluate(apply_fn: Callable, params: Params, model_state: ModelState, x: np.
         if pad:
             xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
             yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
-        nll, wrong = batch_stats(params, model_state, xb, yb, mask)
-        total_nll += float(nll)
-        total_wrong += float(wrong)
-    return {"loss": total_nll / n, "error": total_wrong / n}
+        sums.append(batch_stats(params, model_state, xb, yb, mask))
+    total_nll, total_wrong = np.sum(jax.device_get(sums), axis=0)
+    return {"loss": float(total_nll) / n, "error": float(total_wrong) / n}
 
 
 # ----------------------------------------------------------------------------- classifiers
