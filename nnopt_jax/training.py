@@ -176,6 +176,17 @@ def _chunk_bounds(start: int, steps_per_epoch: int, total: int, chunk: int,
         step = end
 
 
+def _chunk_length(steps_per_epoch: int, target: int) -> int:
+    """A chunk length near ``target`` that divides the epoch, so that every chunk
+    has the same length and the scan compiles once; when no divisor lies within
+    a factor two of ``target``, ``target`` itself (one extra, shorter chunk per epoch)."""
+    target = max(1, min(target, steps_per_epoch))
+    for length in range(target, target // 2, -1):
+        if steps_per_epoch % length == 0:
+            return length
+    return target
+
+
 def _progress(enabled: bool):
     if not enabled or jax.process_index() != 0:
         return None
@@ -222,7 +233,9 @@ def fit(
         mesh: a device mesh (default: all devices when there are several).
         augment: on-device augmentation ``augment(x, *, key)``.
         progress: show a progress bar.
-        steps_per_chunk: steps fused into one compiled scan.
+        steps_per_chunk: about this many steps are fused into one compiled scan
+            (adjusted to divide the epoch; make ``checkpoint_every`` a multiple of
+            it to avoid compiling a second chunk length).
         description: label of the progress bar.
 
     Returns:
@@ -271,7 +284,8 @@ def fit(
     epoch_count = 0
     t_epoch = time.perf_counter()
     try:
-        for begin, end in _chunk_bounds(start, steps_per_epoch, total_steps, steps_per_chunk,
+        chunk = _chunk_length(steps_per_epoch, steps_per_chunk)
+        for begin, end in _chunk_bounds(start, steps_per_epoch, total_steps, chunk,
                                         checkpoint_every):
             epoch, offset = divmod(begin, steps_per_epoch)
             order = batch_indices(n, batch_size, seed=seed, epoch=epoch)

@@ -16,7 +16,8 @@ import pytest
 
 from nnopt_jax.checkpoint import CheckpointError, latest_step
 from nnopt_jax.config import Config
-from nnopt_jax.training import (_chunk_bounds, evaluate, make_optimizer, read_jsonl)
+from nnopt_jax.training import (_chunk_bounds, _chunk_length, evaluate, make_optimizer,
+                                read_jsonl)
 from tests.helpers import train_worker
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -135,3 +136,9 @@ def test_make_optimizer_rejects_unknown_names():
         make_optimizer(Config(optimizer="lion", learning_rate=1.0, num_epochs=1), 1)
     with pytest.raises(ValueError, match="unknown schedule"):
         make_optimizer(Config(learning_rate=1.0, num_epochs=1, schedule="step"), 1)
+
+
+@pytest.mark.parametrize("steps,target,expected", [(600, 100, 100), (468, 100, 78),
+                                                   (22, 100, 22), (449, 100, 100), (7, 1, 1)])
+def test_chunk_length_divides_the_epoch_when_it_can(steps, target, expected):
+    assert _chunk_length(steps, target) == expected
