@@ -1,0 +1,45 @@
+"""Variational network quantisation (ternary), LeNet-5-Caffe on MNIST (Achterhold et al. 2018).
+
+Pre-train 5 epochs (KL off), then 195 epochs with KL warm-up over the first 15,
+batch 128, Adam 1e-3 linearly to 0, codebook level a learned with a 100x smaller
+learning rate, log sigma^2 init -8 clipped to (-10, 1). After training: prune
+log alpha >= 3, snap to {-a, 0, a} (2 bits). Paper: 0.73 % error, 28.3 % non-zero.
+
+Run (MNIST from ../shared/data/mnist):
+  NNOPT_DATA_DIR=../shared/data nnopt compress --config configs/compress/lenet5_vnq.py --out runs/compress/lenet5_vnq
+Smoke (seconds, used by the tests):
+  nnopt compress --config configs/compress/lenet5_vnq.py:smoke --out runs/compress/lenet5_vnq_smoke
+"""
+
+from nnopt_jax.config import Config
+
+
+def get_config(variant: str = "default") -> Config:
+    cfg = Config(
+        name="lenet5_vnq",
+        method="vnq",
+        seed=0,
+        data=dict(name="mnist", data_dir=None, train_subset=0, test_subset=0),
+        model=dict(name="lenet5", threshold=3.0),
+        train=dict(batch_size=128, num_epochs=195, learning_rate=1e-3, schedule="linear",
+                   warmup_start=5, warmup_end=20, checkpoint_every=0),
+        eval_batch_size=1000,
+        export=True,
+    )
+    cfg.train.pretrain_epochs = 5
+    cfg.train.level_lr_factor = 0.01
+    cfg.train.warmup_start, cfg.train.warmup_end = 0, 15
+    cfg.model.log_sigma2_init = -8.0
+    if variant == "smoke":
+        cfg.data.name = "mnist"
+        cfg.data.train_subset, cfg.data.test_subset = 500, 200
+        cfg.train.num_epochs, cfg.train.batch_size = 2, 50
+        cfg.train.warmup_start, cfg.train.warmup_end = 0, 1
+        cfg.train.flat_epochs = 1
+        if cfg.train.get("pretrain_epochs"):
+            cfg.train.pretrain_epochs = 1
+        if "pruning" in cfg:
+            cfg.pruning.retrain_epochs, cfg.pruning.stages = 1, (0.5, 1.0)
+    elif variant != "default":
+        raise ValueError(f"unknown variant {variant!r}; use 'default' or 'smoke'")
+    return cfg

@@ -1,0 +1,215 @@
+"""Export of compressed models: CSR for sparse VD / pruning, 2-bit codes for VNQ.
+
+An export directory holds ``model.npz`` (numpy arrays only) and ``meta.json``
+(architecture, layer shapes, format). Sizes are the real bytes of the stored
+arrays. :func:`load_export` returns an :class:`ExportedModel` whose ``predict``
+runs inference directly on the compressed format with ``scipy.sparse`` (CSR
+matrix products; convolutions via im2col), and whose ``dense_weights`` rebuilds
+the kernels for comparison with the masked model.
+
+Layout: a kernel of shape (..., fan_in_last, out) — Dense (in, out) or conv HWIO —
+is viewed as a matrix W2 of shape (out, prod(shape[:-1])), rows = output units.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from nnopt_jax.bayes.models import ARCHITECTURES
+
+__all__ = ["export_sparse", "export_quantized", "load_export", "ExportedModel", "pack_2bit",
+           "unpack_2bit", "SUPPORTED_ARCHS"]
+
+SUPPORTED_ARCHS = tuple(ARCHITECTURES)
+
+
+def _index_dtype(n: int):
+    return np.uint8 if n <= 2**8 else np.uint16 if n <= 2**16 else np.uint32
+
+
+def _as_matrix(w: np.ndarray) -> np.ndarray:
+    w = np.asarray(w, np.float32)
+    return w.reshape(-1, w.shape[-1]).T
+
+
+def pack_2bit(codes: np.ndarray) -> np.ndarray:
+    """Packs integer codes in {0, 1, 2, 3} four to a byte (little-endian within the byte)."""
+    c = np.asarray(codes, np.uint8).ravel()
+    if c.size and c.max() > 3:
+        raise ValueError("2-bit codes must lie in {0, 1, 2, 3}")
+    pad = (-c.size) % 4
+    c = np.concatenate([c, np.zeros(pad, np.uint8)]).reshape(-1, 4)
+    return (c[:, 0] | (c[:, 1] << 2) | (c[:, 2] << 4) | (c[:, 3] << 6)).astype(np.uint8)
+
+
+def unpack_2bit(packed: np.ndarray, n: int) -> np.ndarray:
+    """Inverse of :func:`pack_2bit` for ``n`` codes."""
+    p = np.asarray(packed, np.uint8)
+    c = np.stack([(p >> s) & 3 for s in (0, 2, 4, 6)], axis=1).ravel()
+    return c[:n]
+
+
+def _write(out_dir: pathlib.Path, arrays: dict, meta: dict) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / "model.npz", **arrays)
+    nbytes = int(sum(np.asarray(a).nbytes for a in arrays.values()))
+    meta = dict(meta, bytes=nbytes)
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def export_sparse(weights: Mapping[str, np.ndarray], biases: Mapping[str, np.ndarray], out_dir, *,
+                  arch: str | None = None) -> dict:
+    """Writes every kernel as CSR (float32 values, smallest unsigned column indices).
+
+    Args:
+      weights: layer name -> kernel (zeros are pruned weights).
+      biases: layer name -> bias.
+      out_dir: export directory.
+      arch: architecture key of :data:`ARCHITECTURES` (enables ``predict``).
+
+    Returns:
+      The meta dict, with ``bytes`` (stored array bytes) and ``dense_bytes``
+      (float32 dense kernels + biases).
+    """
+    arrays, layers = {}, {}
+    dense_bytes = 0
+    for i, (name, w) in enumerate(weights.items()):
+        m = sp.csr_matrix(_as_matrix(w))
+        m.eliminate_zeros()
+        key = f"l{i}"
+        arrays[f"{key}_data"] = m.data.astype(np.float32)
+        arrays[f"{key}_indices"] = m.indices.astype(_index_dtype(m.shape[1]))
+        arrays[f"{key}_indptr"] = m.indptr.astype(_index_dtype(m.nnz + 1))
+        dense_bytes += np.asarray(w).size * 4
+        if name in biases:
+            arrays[f"{key}_bias"] = np.asarray(biases[name], np.float32)
+            dense_bytes += arrays[f"{key}_bias"].nbytes
+        layers[name] = {"key": key, "shape": list(np.shape(w)), "nnz": int(m.nnz)}
+    return _write(pathlib.Path(out_dir), arrays,
+                  {"format": "csr", "arch": arch, "layers": layers, "dense_bytes": dense_bytes})
+
+
+def export_quantized(params: Mapping, info: Mapping[str, dict], out_dir, *, arch: str | None = None,
+                     model_state=None) -> dict:
+    """Writes VNQ layers as 2-bit packed codes + a 3-value codebook (+ biases).
+
+    Args:
+      params: quantised parameters (from :func:`compression.quantize_params`).
+      info: per layer ``{"codes", "level"}`` from the same function.
+      out_dir: export directory.
+      arch: architecture key (enables ``predict``); other models export codes only.
+    """
+    from nnopt_jax.bayes.compression import iter_layers
+
+    del model_state  # BatchNorm statistics are not exported (DenseNet inference stays in JAX)
+    biases = {n: np.asarray(p["bias"]) for n, p in iter_layers(params) if "bias" in p}
+    arrays, layers = {}, {}
+    dense_bytes = 0
+    for i, (name, d) in enumerate(info.items()):
+        codes = np.asarray(d["codes"])
+        key = f"l{i}"
+        arrays[f"{key}_codes"] = pack_2bit(_as_matrix(codes.astype(np.float32)).astype(np.uint8))
+        arrays[f"{key}_codebook"] = np.array([0.0, d["level"], -d["level"]], np.float32)
+        dense_bytes += codes.size * 4
+        if name in biases:
+            arrays[f"{key}_bias"] = biases[name].astype(np.float32)
+            dense_bytes += arrays[f"{key}_bias"].nbytes
+        layers[name] = {"key": key, "shape": list(codes.shape), "nnz": int(np.count_nonzero(codes))}
+    return _write(pathlib.Path(out_dir), arrays,
+                  {"format": "ternary2bit", "arch": arch, "layers": layers, "dense_bytes": dense_bytes})
+
+
+class ExportedModel:
+    """A loaded export: sparse matrices per layer and a numpy/scipy ``predict``."""
+
+    def __init__(self, meta: dict, arrays: Mapping[str, np.ndarray]):
+        self.meta = meta
+        self.matrices: dict[str, sp.csr_matrix] = {}
+        self.biases: dict[str, np.ndarray] = {}
+        for name, layer in meta["layers"].items():
+            key, shape = layer["key"], layer["shape"]
+            n_out, n_in = shape[-1], int(np.prod(shape[:-1]))
+            if meta["format"] == "csr":
+                m = sp.csr_matrix((arrays[f"{key}_data"], arrays[f"{key}_indices"].astype(np.int64),
+                                   arrays[f"{key}_indptr"].astype(np.int64)), shape=(n_out, n_in))
+            elif meta["format"] == "ternary2bit":
+                codes = unpack_2bit(arrays[f"{key}_codes"], n_out * n_in).reshape(n_out, n_in)
+                m = sp.csr_matrix(arrays[f"{key}_codebook"][codes])
+                m.eliminate_zeros()
+            else:
+                raise ValueError(f"unknown export format {meta['format']!r}")
+            self.matrices[name] = m
+            if f"{key}_bias" in arrays:
+                self.biases[name] = np.asarray(arrays[f"{key}_bias"])
+
+    def resolve(self, layer: str) -> str:
+        """The stored name of architecture layer ``layer`` (exact, or a '/'-suffix such as 'mlp/fc1')."""
+        if layer in self.matrices:
+            return layer
+        hits = [n for n in self.matrices if n.endswith("/" + layer)]
+        if len(hits) != 1:
+            raise KeyError(f"export has no unique layer {layer!r}; layers are {sorted(self.matrices)}")
+        return hits[0]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.meta["bytes"])
+
+    def dense_weights(self) -> dict[str, np.ndarray]:
+        """Kernels in their original layout (Dense (in, out), conv HWIO)."""
+        out = {}
+        for name, layer in self.meta["layers"].items():
+            out[name] = self.matrices[name].toarray().T.reshape(layer["shape"])
+        return out
+
+    def _linear(self, name, x2d):
+        y = (self.matrices[name] @ x2d.T).T
+        return y + self.biases[name] if name in self.biases else y
+
+    def _conv(self, name, x):
+        kh, kw, cin, cout = self.meta["layers"][name]["shape"]
+        n, h, w, c = x.shape
+        ho, wo = h - kh + 1, w - kw + 1
+        # im2col: patches (n*ho*wo, kh*kw*cin) in HWIO order
+        s = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))  # n, ho, wo, c, kh, kw
+        patches = np.ascontiguousarray(s.transpose(0, 1, 2, 4, 5, 3)).reshape(n * ho * wo, kh * kw * c)
+        return self._linear(name, patches).reshape(n, ho, wo, cout)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Logits of the exported network on ``x`` (NHWC float32), computed with sparse products."""
+        arch = self.meta.get("arch")
+        if arch not in ARCHITECTURES:
+            raise ValueError(f"sparse inference supports the architectures {sorted(ARCHITECTURES)}, "
+                             f"not {arch!r}; use dense_weights() with the JAX model instead")
+        x = np.asarray(x, np.float32)
+        for op, arg in ARCHITECTURES[arch]:
+            if op == "flatten":
+                x = x.reshape(x.shape[0], -1)
+            elif op == "dense":
+                x = self._linear(self.resolve(arg), x)
+            elif op == "conv":
+                x = self._conv(self.resolve(arg), x)
+            elif op == "relu":
+                x = np.maximum(x, 0.0)
+            elif op == "maxpool":
+                n, h, w, c = x.shape
+                x = x[:, : h // arg * arg, : w // arg * arg].reshape(n, h // arg, arg, w // arg, arg, c).max((2, 4))
+        return np.asarray(x)
+
+
+def load_export(path) -> ExportedModel:
+    """Loads an export directory written by :func:`export_sparse` or :func:`export_quantized`."""
+    path = pathlib.Path(path)
+    if not (path / "meta.json").is_file() or not (path / "model.npz").is_file():
+        raise FileNotFoundError(f"{path} is not an export directory (needs meta.json and model.npz); "
+                                "create one with compress(cfg, out_dir=...) or export_sparse()")
+    meta = json.loads((path / "meta.json").read_text())
+    with np.load(path / "model.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    return ExportedModel(meta, arrays)

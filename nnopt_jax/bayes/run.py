@@ -1,0 +1,314 @@
+"""Compression runs from a config: sparse VD, VNQ, dense originals and pruning.
+
+``compress(cfg, out_dir=...)`` trains what ``cfg.method`` names through
+:func:`nnopt_jax.training.fit` (checkpoints, resume, metrics.jsonl), then writes
+``config.json``, ``results.json`` (DESIGN.md sec. 2), ``curves.png`` (test error
+and compression per epoch) and the exported compressed model (``export/``).
+
+Multi-stage methods (VNQ pre-training, pruning's prune/retrain rounds) train each
+stage in ``out_dir/stage_<name>/``; ``resume=True`` restores finished stages
+from their last checkpoint and continues the interrupted one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from nnopt_jax.bayes import compression, export, objectives, pruning
+from nnopt_jax.bayes.models import get_model
+
+__all__ = ["compress", "METHODS"]
+
+METHODS = ("sparse_vd", "vnq", "dense", "pruning")
+_DENSE_NAMES = {"lenet300_100": "lenet300", "lenet5": "lenet5"}
+
+
+def _load_data(cfg):
+    from nnopt_jax import data as data_lib
+
+    ds = data_lib.load_dataset(cfg.data.name, cfg.data.get("data_dir"))
+    x_train, y_train = ds.x_train, ds.y_train
+    sub = cfg.data.get("train_subset") or 0
+    if sub:
+        x_train, y_train = x_train[:sub], y_train[:sub]
+    x_test, y_test = ds.x_test, ds.y_test
+    tsub = cfg.data.get("test_subset") or 0
+    if tsub:
+        x_test, y_test = x_test[:tsub], y_test[:tsub]
+    return (np.asarray(x_train), np.asarray(y_train), np.asarray(x_test), np.asarray(y_test),
+            ds.num_classes)
+
+
+def _schedule(cfg, steps_per_epoch: int, num_epochs: int) -> optax.Schedule:
+    lr = float(cfg.train.learning_rate)
+    kind = cfg.train.get("schedule", "linear")
+    if kind == "lenet300":
+        return objectives.lenet300_lr_schedule(lr, steps_per_epoch=steps_per_epoch, num_epochs=num_epochs,
+                                               flat_epochs=cfg.train.get("flat_epochs", 100))
+    if kind == "linear":
+        return objectives.linear_to_zero_schedule(lr, steps_per_epoch=steps_per_epoch, num_epochs=num_epochs)
+    if kind == "constant":
+        return optax.constant_schedule(lr)
+    raise ValueError(f"unknown train.schedule {kind!r}; choose lenet300, linear or constant")
+
+
+def _plot_curves(history: list[dict], path: pathlib.Path, title: str) -> None:
+    from nnopt_jax.plotting import plt
+
+    rows = [r for r in history if "test_error" in r]
+    if not rows:
+        return
+    x = np.arange(1, len(rows) + 1)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    a1.plot(x, [100 * r["test_error"] for r in rows])
+    a1.set(xlabel="epoch (all stages)", ylabel="test error (%)", yscale="log")
+    a2.plot(x, [r.get("compression", 1.0) for r in rows])
+    a2.set(xlabel="epoch (all stages)", ylabel="compression |W|/|W≠0|", yscale="log")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@functools.lru_cache(maxsize=16)
+def _batch_stats_fn(model):
+    """One jitted evaluation step per model (flax modules hash by value), reused across calls."""
+
+    def stats(params, model_state, xb, yb, mask):
+        logits = model.apply({"params": params, **model_state}, xb, train=False)
+        nll = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
+        wrong = jnp.argmax(logits, -1) != yb
+        return jnp.sum(nll * mask), jnp.sum(wrong * mask)
+
+    return jax.jit(stats)
+
+
+def evaluate(model, params, model_state, x, y, *, batch_size: int = 1000) -> dict[str, float]:
+    """Test loss and error of the deterministic (masked) model, fixed-size padded batches."""
+    fn = _batch_stats_fn(model)
+    n = len(x)
+    bs = min(batch_size, n)
+    nll = wrong = 0.0
+    for b in range(0, n, bs):
+        xb, yb = x[b:b + bs], y[b:b + bs]
+        pad = bs - len(xb)
+        mask = np.concatenate([np.ones(len(xb), np.float32), np.zeros(pad, np.float32)])
+        if pad:
+            xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
+            yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
+        a, w = fn(params, model_state, xb, yb, mask)
+        nll += float(a)
+        wrong += float(w)
+    return {"loss": nll / n, "error": wrong / n}
+
+
+def _chunk_size(steps_per_epoch: int, max_chunk: int = 100) -> int:
+    """Largest divisor of ``steps_per_epoch`` up to ``max_chunk``: every scan chunk then has
+    the same length, so the train step compiles once (not once per odd remainder)."""
+    best = max(d for d in range(1, min(steps_per_epoch, max_chunk) + 1) if steps_per_epoch % d == 0)
+    if best < 10:  # (nearly) prime epoch length: whole epochs if short, else chunk + one remainder
+        return steps_per_epoch if steps_per_epoch <= 5 * max_chunk else max_chunk
+    return best
+
+
+class _Run:
+    """Shared state of one compress() call."""
+
+    def __init__(self, cfg, out_dir, resume, progress):
+        self.cfg, self.resume, self.progress = cfg, resume, progress
+        self.out = pathlib.Path(out_dir)
+        self.history: list[dict] = []
+        self.x_train, self.y_train, self.x_test, self.y_test, self.num_classes = _load_data(cfg)
+        self.bs = int(cfg.train.batch_size)
+        if self.bs > len(self.x_train):
+            raise ValueError(f"train.batch_size {self.bs} exceeds the {len(self.x_train)} training examples")
+        self.steps_per_epoch = len(self.x_train) // self.bs
+        self.eval_bs = int(cfg.get("eval_batch_size", 1000))
+        self.key = jax.random.key(int(cfg.seed))
+
+    def evaluate(self, model, params, model_state):
+        return evaluate(model, params, model_state, self.x_test, self.y_test, batch_size=self.eval_bs)
+
+    def fit(self, stage, state, *, loss_fn, tx, num_epochs, model, weights_fn, transform=lambda p: p):
+        from nnopt_jax import training
+
+        def eval_fn(st):
+            params, model_state = jax.device_get((transform(st.params), st.model_state))
+            ev = self.evaluate(model, params, model_state)
+            layers = compression.layer_stats(weights_fn(params))
+            return {"test_error": ev["error"], "test_loss": ev["loss"],
+                    "compression": compression.compression_ratio(layers)}
+
+        state, hist = training.fit(
+            state, loss_fn=loss_fn, tx=tx, train_data=(self.x_train, self.y_train), batch_size=self.bs,
+            num_epochs=num_epochs, seed=int(self.cfg.seed), eval_fn=eval_fn,
+            out_dir=self.out / f"stage_{stage}",
+            checkpoint_every=self.cfg.train.get("checkpoint_every") or None, resume=self.resume,
+            progress=self.progress, description=f"{self.cfg.get('name', 'compress')}:{stage}",
+            steps_per_chunk=_chunk_size(self.steps_per_epoch))
+        self.history += [dict(r, stage=stage) for r in hist]
+        return state
+
+
+def _variational(run: _Run, method: str):
+    cfg = run.cfg
+    prior = "vnq" if method == "vnq" else "log_uniform"
+    mkw = {k: v for k, v in cfg.model.items() if k != "name"}
+    model = get_model(cfg.model.name, num_classes=run.num_classes, prior=prior, **mkw)
+    init_key, train_key, pre_key = jax.random.split(run.key, 3)
+    variables = jax.jit(model.init)(init_key, jnp.asarray(run.x_train[:1]))
+    params = variables["params"]
+    model_state = {k: v for k, v in variables.items() if k not in ("params", "kl")}
+    threshold = float(cfg.model.get("threshold", 3.0))
+
+    weights_fn = lambda p: compression.deterministic_weights(p, threshold=threshold)
+    from nnopt_jax import training
+
+    pre = int(cfg.train.get("pretrain_epochs", 0))
+    if pre:
+        sched = optax.constant_schedule(float(cfg.train.get("pretrain_learning_rate", cfg.train.learning_rate)))
+        tx = objectives.make_optimizer(sched, level_lr_factor=cfg.train.get("level_lr_factor"))
+        loss = objectives.make_sgvlb_loss(model, num_train=len(run.x_train), steps_per_epoch=run.steps_per_epoch,
+                                          kl_weight=0.0)
+        state = training.init_train_state(params, tx, key=pre_key, model_state=model_state)
+        state = run.fit("pretrain", state, loss_fn=loss, tx=tx, num_epochs=pre, model=model,
+                        weights_fn=weights_fn)
+        params, model_state = jax.device_get((state.params, state.model_state))
+        if method == "vnq":
+            params = compression.init_levels(params, quantile=float(cfg.train.get("level_quantile", 0.9)))
+
+    epochs = int(cfg.train.num_epochs)
+    sched = _schedule(cfg, run.steps_per_epoch, epochs)
+    tx = objectives.make_optimizer(sched, level_lr_factor=cfg.train.get("level_lr_factor") if method == "vnq" else None)
+    loss = objectives.make_sgvlb_loss(
+        model, num_train=len(run.x_train), steps_per_epoch=run.steps_per_epoch,
+        warmup=(float(cfg.train.get("warmup_start", 5)), float(cfg.train.get("warmup_end", 20))))
+    state = training.init_train_state(params, tx, key=train_key, model_state=model_state)
+    state = run.fit("main", state, loss_fn=loss, tx=tx, num_epochs=epochs, model=model,
+                    weights_fn=weights_fn)
+    params, model_state = jax.device_get((state.params, state.model_state))
+
+    ev = run.evaluate(model, params, model_state)
+    extra: dict[str, Any] = {}
+    if method == "vnq":
+        qparams, info = compression.quantize_params(params, threshold=threshold)
+        q_ev = run.evaluate(model, qparams, model_state)
+        weights = compression.deterministic_weights(qparams, threshold=threshold)
+        results = compression.make_results(
+            q_ev["error"], weights, codebook={n: [-i["level"], 0.0, i["level"]] for n, i in info.items()}, bits=2,
+            test_error_before_quantization=ev["error"])
+        exported = export.export_quantized(qparams, info, run.out / "export", arch=cfg.model.name,
+                                           model_state=model_state) if cfg.get("export", True) else None
+        final_params = qparams
+    else:
+        weights = weights_fn(params)
+        results = compression.make_results(ev["error"], weights)
+        exported = export.export_sparse(weights, _biases(params), run.out / "export", arch=cfg.model.name) \
+            if cfg.get("export", True) else None
+        final_params = params
+    return results, exported, final_params, model_state, model, extra
+
+
+def _biases(params) -> dict[str, np.ndarray]:
+    return {n: np.asarray(p["bias"]) for n, p in compression.iter_layers(params) if "bias" in p}
+
+
+def _dense_model(run: _Run):
+    from nnopt_jax.models import build_model
+
+    name = run.cfg.model.name
+    return build_model(_DENSE_NAMES.get(name, name), num_classes=run.num_classes)
+
+
+def _dense_or_pruning(run: _Run, method: str):
+    from nnopt_jax import training
+
+    cfg = run.cfg
+    model = _dense_model(run)
+    init_key, train_key, *stage_keys = jax.random.split(run.key, 2 + len(cfg.get("pruning", {}).get("stages", ())))
+    variables = dict(jax.jit(model.init)(init_key, jnp.asarray(run.x_train[:1])))
+    params = variables.pop("params")
+    model_state = dict(variables)
+
+    def kernels(p):
+        return {n: np.asarray(l["kernel"]) for n, l in compression.iter_layers(p) if "kernel" in l}
+
+    epochs = int(cfg.train.num_epochs)
+    sched = _schedule(cfg, run.steps_per_epoch, epochs)
+    tx = optax.adam(sched)
+    state = training.init_train_state(params, tx, key=train_key, model_state=model_state)
+    state = run.fit("dense", state, loss_fn=training.cross_entropy_loss(model), tx=tx, num_epochs=epochs,
+                    model=model, weights_fn=kernels)
+    params, model_state = jax.device_get((state.params, state.model_state))
+
+    if method == "pruning":
+        pc = cfg.pruning
+        targets = dict(pc.sparsity)
+        for i, frac in enumerate(pc.stages):
+            masks = pruning.magnitude_masks(params, {k: v * frac for k, v in targets.items()})
+            params = pruning.apply_masks(params, masks)
+            r_sched = optax.constant_schedule(float(pc.get("retrain_learning_rate", cfg.train.learning_rate)))
+            tx = optax.adam(r_sched)
+            state = training.init_train_state(params, tx, key=stage_keys[i], model_state=model_state)
+            state = run.fit(f"prune{i}", state, loss_fn=pruning.masked_loss(training.cross_entropy_loss(model), masks),
+                            tx=tx, num_epochs=int(pc.retrain_epochs), model=model, weights_fn=kernels,
+                            transform=lambda p, m=masks: pruning.apply_masks(p, m))
+            params, model_state = jax.device_get((pruning.apply_masks(state.params, masks), state.model_state))
+
+    ev = run.evaluate(model, params, model_state)
+    weights = kernels(params)
+    results = compression.make_results(ev["error"], weights)
+    exported = export.export_sparse(weights, _biases(params), run.out / "export", arch=cfg.model.name) \
+        if cfg.get("export", True) and cfg.model.name in export.SUPPORTED_ARCHS else None
+    return results, exported, params, model_state, model, {}
+
+
+def compress(cfg, *, out_dir, resume: bool = False, progress: bool = True) -> dict:
+    """Runs the compression experiment ``cfg`` describes and writes its outputs.
+
+    Config keys: ``method`` (sparse_vd | vnq | dense | pruning), ``data`` (name,
+    data_dir, train_subset, test_subset), ``model`` (name: lenet300_100 | lenet5 |
+    densenet, threshold, log_sigma2_init, ...), ``train`` (batch_size, num_epochs,
+    learning_rate, schedule, warmup_start, warmup_end, pretrain_epochs,
+    level_lr_factor, checkpoint_every), ``pruning`` (sparsity per layer, stages,
+    retrain_epochs), ``seed``, ``export``.
+
+    Returns:
+      The results dict (as written to results.json) plus ``wall_time_s``,
+      ``epochs_run`` and ``export_bytes``.
+    """
+    method = cfg.get("method")
+    if method not in METHODS:
+        raise ValueError(f"cfg.method must be one of {METHODS}, got {method!r}")
+    t0 = time.perf_counter()
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(cfg.to_json(indent=2))
+    run = _Run(cfg, out, resume, progress)
+    if method in ("sparse_vd", "vnq"):
+        results, exported, *_ = _variational(run, method)
+    else:
+        results, exported, *_ = _dense_or_pruning(run, method)
+    results.update({
+        "method": method, "model": cfg.model.name, "dataset": cfg.data.name,
+        "epochs_run": len(run.history), "wall_time_s": time.perf_counter() - t0,
+        "backend": jax.default_backend(), "devices": jax.device_count(),
+    })
+    if exported is not None:
+        results["export_bytes"] = exported["bytes"]
+        results["dense_float32_bytes"] = exported["dense_bytes"]
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    with (out / "metrics.jsonl").open("w") as f:
+        for r in run.history:
+            f.write(json.dumps(r) + "\n")
+    _plot_curves(run.history, out / "curves.png", f"{cfg.get('name', method)}")
+    return results

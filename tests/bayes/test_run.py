@@ -1,0 +1,96 @@
+"""End-to-end smoke runs of the compression configs (results.json, export, resume, CLI)."""
+
+import json
+import pathlib
+import pickle
+
+import numpy as np
+import pytest
+
+from nnopt_jax.bayes.cli import compress_command
+from nnopt_jax.bayes.export import load_export
+from nnopt_jax.bayes.run import compress
+from nnopt_jax.config import load_config
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs" / "compress"
+ALL = ["lenet300_svd", "lenet5_svd", "lenet5_vnq", "lenet300_pruning", "lenet5_pruning", "lenet300_dense",
+       "lenet5_dense", "densenet_cifar10_vnq"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_configs_load_with_smoke_variant(name):
+    cfg = load_config(CONFIGS / f"{name}.py")
+    smoke = load_config(f"{CONFIGS / name}.py:smoke")
+    assert cfg.method in ("sparse_vd", "vnq", "dense", "pruning")
+    assert smoke.train.num_epochs <= 2 < cfg.train.num_epochs
+    with pytest.raises(ValueError, match="variant"):
+        from importlib.util import module_from_spec, spec_from_file_location
+
+        spec = spec_from_file_location("c", CONFIGS / f"{name}.py")
+        mod = module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        mod.get_config("huge")
+
+
+def _check_results(out: pathlib.Path, quantized=False):
+    res = json.loads((out / "results.json").read_text())
+    assert 0.0 <= res["test_error"] <= 1.0 and res["compression"] >= 1.0
+    for layer in res["layers"]:
+        assert set(layer) == {"name", "n_weights", "n_nonzero", "sparsity"}
+    if quantized:
+        assert res["bits"] == 2 and all(len(c) == 3 for c in res["codebook"].values())
+    for f in ("config.json", "metrics.jsonl", "curves.png"):
+        assert (out / f).is_file(), f
+    return res
+
+
+def test_sparse_vd_smoke_digits_writes_results_and_export(tmp_path):
+    cfg = load_config(f"{CONFIGS / 'lenet300_svd'}.py:smoke")
+    cfg.model.name = "mlp"  # a small variational MLP keeps the smoke fast
+    cfg.model.features = (32,)
+    res = compress(cfg, out_dir=tmp_path, progress=False)
+    _check_results(tmp_path)
+    assert res["epochs_run"] == 2
+    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[-1]["train_beta"] == 1.0
+    exported = load_export(tmp_path / "export")
+    assert exported.nbytes == res["export_bytes"]
+
+
+def test_pruning_smoke_reaches_target_sparsity(tmp_path):
+    cfg = load_config(f"{CONFIGS / 'lenet300_pruning'}.py:smoke")
+    cfg.pruning.stages = (1.0,)
+    assert compress_command(cfg, tmp_path, progress=False) == 0
+    res = _check_results(tmp_path)
+    sp = {l["name"]: l["sparsity"] for l in res["layers"]}
+    for name, target in cfg.pruning.sparsity.items():
+        assert sp[name] == pytest.approx(target, abs=0.01)
+
+
+def _write_cifar(root: pathlib.Path, n=64):
+    d = root / "cifar-10-batches-py"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, size=n).tolist()}
+        with open(d / name, "wb") as f:
+            pickle.dump(batch, f)
+
+
+def test_densenet_cifar10_vnq_smoke(tmp_path):
+    _write_cifar(tmp_path / "data")
+    cfg = load_config(f"{CONFIGS / 'densenet_cifar10_vnq'}.py:smoke")
+    cfg.data.data_dir = str(tmp_path / "data")
+    cfg.train.pretrain_epochs = 0  # one compiled train step keeps the smoke short
+    res = compress(cfg, out_dir=tmp_path / "out", progress=False)
+    _check_results(tmp_path / "out", quantized=True)
+    assert res["epochs_run"] == 1
+    assert res["bits"] == 2 and load_export(tmp_path / "out" / "export").meta["format"] == "ternary2bit"
+
+
+def test_unknown_method_is_rejected(tmp_path):
+    cfg = load_config(f"{CONFIGS / 'lenet300_svd'}.py:smoke")
+    cfg.method = "magic"
+    with pytest.raises(ValueError, match="method"):
+        compress(cfg, out_dir=tmp_path, progress=False)
