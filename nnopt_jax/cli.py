@@ -22,6 +22,7 @@ EPILOG = textwrap.dedent("""\
       nnopt nas search --config configs/nas/darts_fashion_search.py
       nnopt nas train --config configs/nas/darts_fashion_train.py --genotype DARTS_V2
       nnopt nas bench201 --method bo --queries 100 --runs 10 --data ../shared/data/nasbench201
+      nnopt nas bench201 --objectives params --queries 100 --runs 10
       nnopt data check mnist --data-dir ../shared/data/mnist
     """)
 
@@ -85,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--data", type=pathlib.Path, default=None,
                        help="the table's CSV or its directory (default: search data dirs)")
-    bench.add_argument("--multiobjective", action="store_true",
-                       help="search the accuracy/size Pareto front instead")
+    bench.add_argument("--objectives", default=None, metavar="OBJ",
+                       help="multi-objective search of validation accuracy against params, "
+                            "flops or latency (methods random,parego)")
     bench.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/nb201"))
 
     data = sub.add_parser("data", help="download or check datasets")
@@ -142,9 +144,10 @@ def _cmd_compress(args) -> int:
 def _cmd_nas(args) -> int:
     if args.nas_command == "bench201":
         from nnopt_jax.nas.nb201 import cli as nb201_cli
-        if args.multiobjective:
-            return nb201_cli.multiobjective_command(args.queries, args.runs, args.data,
-                                                    args.out, args.seed)
+        if args.objectives:
+            method = "random,parego" if args.method == "all" else args.method
+            return nb201_cli.bench201_mo_command(method, args.objectives, args.queries,
+                                                 args.runs, args.data, args.out, args.seed)
         return nb201_cli.bench201_command(args.method, args.queries, args.runs, args.data,
                                           args.out, args.seed)
     from nnopt_jax.nas.darts import cli as darts_cli

@@ -1,0 +1,314 @@
+"""Bayesian optimisation with a GP (or random-forest) surrogate, ask/tell style.
+
+One suggestion is two jitted calls (both compiled once per padded size):
+``_fit`` (MAP hyperparameters, Adam restarts in one program, warm-started from the
+previous fit) and ``_propose`` (posterior factorisation + acquisition
+maximisation). Observations are padded to :func:`gp.padded_size`, so the
+compiled programs are reused as trials accumulate. GP numerics run in float64
+via the scoped ``jax.enable_x64`` context (the global flag is untouched).
+
+Batch suggestions (``ask(n)``) and suggestions while other trials are still
+pending use the kriging believer (Ginsbourger et al. 2010): each pending point
+is added to the data with its posterior mean as a fantasy observation, without
+refitting the hyperparameters.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+from nnopt_jax.hpo import gp
+from nnopt_jax.hpo.acq_opt import maximize, sobol
+from nnopt_jax.hpo.acquisition import ACQUISITIONS, get_acquisition
+from nnopt_jax.hpo.base import Optimizer
+from nnopt_jax.hpo.journal import Trial
+from nnopt_jax.hpo.space import SearchSpace
+
+
+class _Static(NamedTuple):
+    """Hashable settings that shape the compiled programs."""
+
+    kernel: str
+    acquisition: str
+    xi: float
+    beta: float
+    n_restarts: int
+    fit_steps: int
+    min_noise: float
+    n_refine: int
+    refine_steps: int
+    learning_rate: float
+    n_return: int
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _fit(X, y, mask, init, key, *, cfg: _Static):
+    return gp.fit(X, y, mask, init, key=key, kernel=cfg.kernel, n_restarts=cfg.n_restarts,
+                  n_steps=cfg.fit_steps, min_noise=cfg.min_noise)
+
+
+@functools.partial(jax.jit, static_argnames=("space", "cfg"))
+def _propose(params, X, y, mask, best, candidates, *, space: SearchSpace, cfg: _Static):
+    post = gp.posterior(params, X, y, mask, kernel=cfg.kernel, min_noise=cfg.min_noise)
+    acq = get_acquisition(cfg.acquisition, xi=cfg.xi, beta=cfg.beta)
+
+    def score(x):
+        mean, var = gp.predict(post, x, kernel=cfg.kernel)
+        return acq(mean, jnp.sqrt(var), best)
+
+    return maximize(score, candidates, snap=space.snap_features, n_refine=cfg.n_refine,
+                    n_steps=cfg.refine_steps, learning_rate=cfg.learning_rate,
+                    n_return=cfg.n_return)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _predict_mean(params, X, y, mask, Xq, *, cfg: _Static):
+    post = gp.posterior(params, X, y, mask, kernel=cfg.kernel, min_noise=cfg.min_noise)
+    return jax.vmap(lambda x: gp.predict(post, x, kernel=cfg.kernel)[0])(Xq)
+
+
+class BayesianOptimizer(Optimizer):
+    """Sequential model-based minimisation with good defaults.
+
+    Args:
+        space: the search space.
+        seed: seed for the initial design, candidates and GP restarts.
+        surrogate: ``"gp"`` (default) or ``"rf"`` (extremely randomised trees,
+            uncertainty = spread across trees, as in SMAC).
+        kernel: ``"matern52"`` (default), ``"matern32"`` or ``"rbf"`` (ARD).
+        acquisition: ``"logei"`` (default), ``"ei"``, ``"pi"`` or ``"ucb"``.
+        n_initial: size of the scrambled-Sobol initial design; default
+            ``min(10, 2 * n_params + 2)``.
+        output_transform: ``"standardize"`` (default) or ``"power"``
+            (Yeo-Johnson warping then standardisation, as in HEBO).
+        impute_failures: ``None`` (failed trials only exclude their point) or
+            ``"worst"`` (fit them at the worst observed value, steering away).
+        n_restarts, fit_steps: GP hyperparameter restarts and Adam steps.
+        n_candidates: quasi-random + local candidates per suggestion.
+        n_refine, refine_steps: gradient-refined candidates and their steps.
+        xi: EI/PI margin; beta: UCB width.
+        min_noise: lower bound of the noise variance (standardised units).
+        journal: optional JSONL journal path.
+    """
+
+    def __init__(self, space: SearchSpace, *, seed: int = 0, surrogate: str = "gp",
+                 kernel: str = "matern52", acquisition: str = "logei",
+                 n_initial: int | None = None, output_transform: str = "standardize",
+                 impute_failures: str | None = None, n_restarts: int = 2, fit_steps: int = 60,
+                 n_candidates: int = 2048, n_refine: int = 8, refine_steps: int = 40,
+                 xi: float = 0.0, beta: float = 2.0, min_noise: float = 1e-6,
+                 journal: str | os.PathLike | None = None):
+        super().__init__(space, seed=seed, journal=journal)
+        if surrogate not in ("gp", "rf"):
+            raise ValueError(f"surrogate must be 'gp' or 'rf', got {surrogate!r}")
+        if kernel not in gp.KERNELS:
+            raise ValueError(f"kernel must be one of {gp.KERNELS}, got {kernel!r}")
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(f"acquisition must be one of {ACQUISITIONS}, got {acquisition!r}")
+        if output_transform not in ("standardize", "power"):
+            raise ValueError("output_transform must be 'standardize' or 'power', got "
+                             f"{output_transform!r}")
+        if impute_failures not in (None, "worst"):
+            raise ValueError(f"impute_failures must be None or 'worst', got {impute_failures!r}")
+        self.surrogate = surrogate
+        self.output_transform = output_transform
+        self.impute_failures = impute_failures
+        self.n_initial = int(n_initial) if n_initial is not None else min(10, 2 * len(space) + 2)
+        if self.n_initial < 1:
+            raise ValueError(f"n_initial must be >= 1, got {n_initial}")
+        self.n_candidates = int(n_candidates)
+        self._cfg = _Static(kernel, acquisition, float(xi), float(beta), int(n_restarts),
+                            int(fit_steps), float(min_noise), int(n_refine), int(refine_steps),
+                            0.02, 16)
+        design = sobol(self.n_initial, len(space), seed=[self.seed, 7919])
+        self._design = [space.from_unit(u) for u in design]
+        self._hypers: gp.GPParams | None = None
+        self._pending: list[np.ndarray] = []
+        self._seen: set[tuple] = set()
+
+    # -- bookkeeping ----------------------------------------------------------
+    def _key(self, f: np.ndarray) -> tuple:
+        return tuple(np.round(np.asarray(f, dtype=float), 9))
+
+    def _on_tell(self, trial: Trial) -> None:
+        f = self.space.to_features(trial.params)
+        self._seen.add(self._key(f))
+        for i, p in enumerate(self._pending):
+            if np.allclose(p, f, atol=1e-9):
+                del self._pending[i]
+                break
+
+    def _data(self) -> tuple[np.ndarray, np.ndarray]:
+        ok = [t for t in self.trials if t.ok]
+        X = [self.space.to_features(t.params) for t in ok]
+        y = [t.value for t in ok]
+        if self.impute_failures == "worst" and ok:
+            worst = max(y)
+            for t in self.trials:
+                if not t.ok:
+                    X.append(self.space.to_features(t.params))
+                    y.append(worst)
+        X = np.array(X, dtype=float).reshape(-1, self.space.n_features)
+        return X, np.array(y, dtype=float)
+
+    def _transform(self, y: np.ndarray) -> np.ndarray:
+        if self.output_transform == "power" and len(y) >= 3 and np.ptp(y) > 0:
+            y = (y - y.mean()) / y.std()
+            y = stats.yeojohnson(y)[0]
+        sd = y.std()
+        return (y - y.mean()) / (sd if sd > 0 else 1.0)
+
+    def _random_unseen(self, rng: np.random.Generator, seen: set) -> dict[str, Any]:
+        for _ in range(100):
+            p = self.space.sample(1, rng=rng)[0]
+            if self._key(self.space.to_features(p)) not in seen:
+                return p
+        return p  # the space is (nearly) exhausted: allow a repeat
+
+    # -- suggestions ----------------------------------------------------------
+    def _ask(self, n: int) -> list[dict[str, Any]]:
+        X, y = self._data()
+        out: list[dict[str, Any]] = []
+        seen = set(self._seen) | {self._key(p) for p in self._pending}
+        rng = self._rng()
+        for i in range(n):
+            idx = self._n_asked + i
+            if idx < self.n_initial or len(y) < 2:
+                p = self._design[idx] if idx < self.n_initial else self._random_unseen(rng, seen)
+                if self._key(self.space.to_features(p)) in seen:
+                    p = self._random_unseen(rng, seen)
+                out.append(p)
+                seen.add(self._key(self.space.to_features(p)))
+            else:
+                break
+        if len(out) < n:
+            out += self._model_ask(X, y, n - len(out), seen, rng, fantasies=[
+                self.space.to_features(p) for p in out])
+        for p in out:
+            self._pending.append(self.space.to_features(p))
+        return out
+
+    def _candidates(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        d = self.space.n_features
+        n_global = self.n_candidates // 2
+        glob = sobol(n_global, d, seed=rng.integers(2**31))
+        k = min(5, len(y))
+        centres = X[np.argsort(y)[:k]]
+        n_local = self.n_candidates - n_global
+        scales = rng.choice([0.02, 0.05, 0.1, 0.2], size=(n_local, 1))
+        local = centres[rng.integers(k, size=n_local)] + scales * rng.standard_normal((n_local, d))
+        return np.clip(np.concatenate([glob, local]), 0.0, 1.0)
+
+    def _model_ask(self, X, y, n, seen, rng, fantasies) -> list[dict[str, Any]]:
+        fantasies = list(self._pending) + list(fantasies)
+        if self.surrogate == "rf":
+            return self._rf_ask(X, y, n, seen, rng, fantasies)
+        ys = self._transform(y)
+        best = float(ys.min())
+        d = self.space.n_features
+        out = []
+        with jax.enable_x64(True):
+            n_total = len(ys) + len(fantasies) + n
+            size = gp.padded_size(n_total)
+            Xp = np.zeros((size, d))
+            yp = np.zeros(size)
+            mask = np.zeros(size)
+            Xp[:len(ys)], yp[:len(ys)], mask[:len(ys)] = X, ys, 1.0
+            init = self._hypers
+            if init is None or init.log_ls.shape != (d,):
+                mu, _ = gp.prior_mean_std(d)
+                init = jax.tree.map(lambda a: np.asarray(a, dtype=float), mu)
+            init = jax.tree.map(lambda a: jnp.asarray(a, dtype=jnp.float64), init)
+            key = jax.random.fold_in(jax.random.key(self.seed), self._n_asked)
+            params = _fit(jnp.asarray(Xp), jnp.asarray(yp), jnp.asarray(mask), init, key,
+                          cfg=self._cfg)
+            self._hypers = jax.tree.map(np.asarray, params)
+            n_obs = len(ys)
+            if fantasies:  # kriging believer for pending points
+                Fq = np.zeros((size, d))
+                Fq[:len(fantasies)] = np.array(fantasies)
+                means = np.asarray(_predict_mean(params, jnp.asarray(Xp), jnp.asarray(yp),
+                                                 jnp.asarray(mask), jnp.asarray(Fq),
+                                                 cfg=self._cfg))
+                for f, m in zip(fantasies, means):
+                    Xp[n_obs], yp[n_obs], mask[n_obs] = f, m, 1.0
+                    n_obs += 1
+            for _ in range(n):
+                cand = self._candidates(X, ys, rng)
+                points, scores = _propose(params, jnp.asarray(Xp), jnp.asarray(yp),
+                                          jnp.asarray(mask), jnp.asarray(best, jnp.float64),
+                                          jnp.asarray(cand), space=self.space, cfg=self._cfg)
+                points, scores = np.asarray(points), np.asarray(scores)
+                choice = None
+                for pt, sc in zip(points, scores):
+                    p = self.space.from_features(pt)
+                    f = self.space.to_features(p)
+                    if np.isfinite(sc) and self._key(f) not in seen:
+                        choice = p
+                        break
+                if choice is None:
+                    choice = self._random_unseen(rng, seen)
+                f = self.space.to_features(choice)
+                seen.add(self._key(f))
+                out.append(choice)
+                if len(out) < n:  # fantasise the chosen point for the next one
+                    Fq = np.zeros((size, d))
+                    Fq[0] = f
+                    m = np.asarray(_predict_mean(params, jnp.asarray(Xp), jnp.asarray(yp),
+                                                 jnp.asarray(mask), jnp.asarray(Fq),
+                                                 cfg=self._cfg))[0]
+                    Xp[n_obs], yp[n_obs], mask[n_obs] = f, m, 1.0
+                    n_obs += 1
+        return out
+
+    def _rf_ask(self, X, y, n, seen, rng, fantasies) -> list[dict[str, Any]]:
+        from nnopt_jax.hpo.forest import ForestSurrogate
+
+        ys = self._transform(y)
+        Xf, yf = X, ys
+        out = []
+        for _ in range(n):
+            model = ForestSurrogate(seed=int(rng.integers(2**31))).fit(Xf, yf)
+            if fantasies:
+                Fm = np.array(fantasies)
+                Xf = np.concatenate([Xf, Fm])
+                yf = np.concatenate([yf, model.predict(Fm)[0]])
+                fantasies = []
+                model = ForestSurrogate(seed=int(rng.integers(2**31))).fit(Xf, yf)
+            cand = np.asarray(self.space.snap_features(self._candidates(X, ys, rng)))
+            mean, std = model.predict(cand)
+            z = (ys.min() - mean) / std
+            ei = std * (stats.norm.pdf(z) + z * stats.norm.cdf(z))
+            choice = None
+            for i in np.argsort(-ei):
+                p = self.space.from_features(cand[i])
+                if self._key(self.space.to_features(p)) not in seen:
+                    choice = p
+                    break
+            if choice is None:
+                choice = self._random_unseen(rng, seen)
+            f = self.space.to_features(choice)
+            seen.add(self._key(f))
+            out.append(choice)
+            Xf = np.concatenate([Xf, f[None]])
+            yf = np.concatenate([yf, model.predict(f[None])[0]])
+        return out
+
+    @property
+    def hyperparameters(self) -> dict[str, Any] | None:
+        """The last fitted GP hyperparameters (constrained), or ``None``."""
+        if self._hypers is None:
+            return None
+        h = self._hypers
+        return {"lengthscales": np.exp(h.log_ls).tolist(),
+                "signal_variance": float(np.exp(h.log_amp)),
+                "noise_variance": float(self._cfg.min_noise + np.exp(h.log_noise)),
+                "mean": float(h.mean)}

@@ -1,0 +1,285 @@
+"""Gaussian-process surrogate: masked padding, MAP fitting.
+
+The kernels are tinygp's Matern-5/2, Matern-3/2 and squared-exponential
+(:func:`base_kernel`, :func:`make_gp`); the hot path evaluates the same
+functions with a hand-vectorised dense implementation (:func:`kernel_matrix`),
+which is about 20x faster per marginal-likelihood gradient on CPU than
+tinygp's generic vmap path; tests check both paths agree.
+
+Observation arrays are padded to a fixed size (see :func:`padded_size`) and a
+0/1 ``mask`` marks real rows. Padded rows are decoupled exactly: the masked
+covariance is ``K~ = (m m^T) * K + diag(m * noise + (1 - m))`` and padded
+targets are 0, so the padded block is an identity that contributes nothing to
+the log-determinant or the quadratic form (only a constant
+``-n_pad/2 log 2 pi``, which :func:`log_marginal_likelihood` removes). The
+marginal likelihood and posterior are therefore identical to those of the
+unpadded GP (Rasmussen & Williams 2006, eqs. 2.25-2.26 and 2.30).
+
+Hyperparameters are fitted by maximum a posteriori with priors:
+
+* lengthscales ``log l_i ~ N(sqrt(2) + log(D)/2, sqrt(3))`` -- the
+  dimension-scaled prior of Hvarfner, Hellsten & Nardi (2024, eq. 5), which
+  keeps the GP well-specified as dimension grows;
+* signal variance ``log s^2 ~ N(0, 1)`` (outputs are standardised);
+* noise variance ``log n^2 ~ N(-4, 1)`` (BoTorch's default noise prior since
+  2024), lower-bounded by ``min_noise``;
+* constant mean ``c ~ N(0, 1)``.
+
+Several restarts (warm start, prior mode, prior draws) run inside one ``jit``
+(``lax.map``), each a fixed number of Adam steps on the unconstrained
+parameters; the marginal-likelihood gradient is the closed form of R&W eq. 5.9.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+import tinygp
+from jax.scipy.linalg import solve_triangular
+
+KERNELS = ("matern52", "matern32", "rbf")
+_MIN_LS, _MAX_LS = 1e-3, 1e3
+
+
+class GPParams(NamedTuple):
+    """Unconstrained GP hyperparameters."""
+
+    log_ls: jax.Array  # (D,) log lengthscales (ARD)
+    log_amp: jax.Array  # () log signal variance
+    log_noise: jax.Array  # () log noise variance (above min_noise)
+    mean: jax.Array  # () constant mean
+
+
+class Posterior(NamedTuple):
+    """Cached factorisation for fast predictions (R&W Algorithm 2.1)."""
+
+    params: GPParams
+    X: jax.Array  # (N, D) padded inputs
+    mask: jax.Array  # (N,) 1 for real rows
+    chol_inv: jax.Array  # (N, N) inverse of the lower Cholesky factor of the masked covariance
+    alpha: jax.Array  # (N,) K~^{-1} (y - c) m
+
+
+class _Masked(tinygp.kernels.Kernel):
+    """``k((x, m), (x', m')) = m m' k(x, x')``: padded rows get zero covariance."""
+
+    kernel: tinygp.kernels.Kernel
+
+    def evaluate(self, X1, X2):
+        (x1, m1), (x2, m2) = X1, X2
+        return m1 * m2 * self.kernel.evaluate(x1, x2)
+
+
+def padded_size(n: int, minimum: int = 16) -> int:
+    """The size schedule: the next power of two, at least ``minimum``."""
+    return max(minimum, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+
+
+def base_kernel(params: GPParams, kernel: str) -> tinygp.kernels.Kernel:
+    """``s^2 * k(x / l, x' / l)`` for ``kernel`` in ``matern52 | matern32 | rbf``."""
+    ls = jnp.exp(jnp.clip(params.log_ls, math.log(_MIN_LS), math.log(_MAX_LS)))
+    if kernel == "matern52":
+        k = tinygp.kernels.Matern52(distance=tinygp.kernels.distance.L2Distance())
+    elif kernel == "matern32":
+        k = tinygp.kernels.Matern32(distance=tinygp.kernels.distance.L2Distance())
+    elif kernel == "rbf":
+        k = tinygp.kernels.ExpSquared()
+    else:
+        raise ValueError(f"unknown kernel {kernel!r}; choose from {KERNELS}")
+    amp = jnp.exp(jnp.clip(params.log_amp, -10.0, 10.0))
+    return amp * tinygp.transforms.Linear(1.0 / ls, k)
+
+
+def noise_variance(params: GPParams, min_noise: float) -> jax.Array:
+    return min_noise + jnp.exp(jnp.clip(params.log_noise, -20.0, 2.0))
+
+
+def make_gp(params: GPParams, X, mask, *, kernel: str, min_noise: float):
+    """The masked tinygp ``GaussianProcess`` over padded inputs."""
+    diag = mask * noise_variance(params, min_noise) + (1.0 - mask)
+    return tinygp.GaussianProcess(_Masked(base_kernel(params, kernel)), (X, mask), diag=diag,
+                                  mean=0.0)
+
+
+def _stationary(r2, kernel: str):
+    """Unit-variance stationary kernel of the squared scaled distance ``r2``.
+
+    Matern-5/2: ``(1 + r + r^2/3) exp(-r)``, ``r = sqrt(5 r2)``; Matern-3/2:
+    ``(1 + r) exp(-r)``, ``r = sqrt(3 r2)``; RBF: ``exp(-r2 / 2)``
+    (R&W eqs. 4.9, 4.17). The square root uses the double-``where`` trick so
+    gradients at ``r2 = 0`` are finite.
+    """
+    if kernel == "rbf":
+        return jnp.exp(-0.5 * r2)
+    if kernel not in ("matern52", "matern32"):
+        raise ValueError(f"unknown kernel {kernel!r}; choose from {KERNELS}")
+    pos = r2 > 0
+    r = jnp.where(pos, jnp.sqrt(jnp.where(pos, r2, 1.0)), 0.0)
+    if kernel == "matern52":
+        r = math.sqrt(5.0) * r
+        return (1.0 + r + r * r / 3.0) * jnp.exp(-r)
+    r = math.sqrt(3.0) * r
+    return (1.0 + r) * jnp.exp(-r)
+
+
+def kernel_matrix(params: GPParams, X1, X2, *, kernel: str = "matern52"):
+    """Dense ``s^2 k(X1 / l, X2 / l)``: the same function as :func:`base_kernel`,
+    vectorised by hand (about 20x faster than tinygp's generic path on CPU)."""
+    ls = jnp.exp(jnp.clip(params.log_ls, math.log(_MIN_LS), math.log(_MAX_LS)))
+    amp = jnp.exp(jnp.clip(params.log_amp, -10.0, 10.0))
+    Z1, Z2 = X1 / ls, X2 / ls
+    r2 = jnp.sum((Z1[..., :, None, :] - Z2[..., None, :, :]) ** 2, axis=-1)
+    return amp * _stationary(r2, kernel)
+
+
+def masked_covariance(params: GPParams, X, mask, *, kernel: str, min_noise: float):
+    """``K~ = (m m^T) * K + diag(m * noise + (1 - m))`` (padded rows decoupled)."""
+    K = kernel_matrix(params, X, X, kernel=kernel) * (mask[:, None] * mask[None, :])
+    return K + jnp.diag(mask * noise_variance(params, min_noise) + (1.0 - mask))
+
+
+@jax.custom_vjp
+def gaussian_log_density(cov, r):
+    """``-1/2 r^T K^-1 r - 1/2 log|K|`` via Cholesky (R&W Algorithm 2.1).
+
+    Custom VJP with the closed-form gradients (R&W eq. 5.9):
+    ``dL/dK = 1/2 (a a^T - K^-1)``, ``dL/dr = -a`` with ``a = K^-1 r``; jax's
+    generic Cholesky derivative is two orders of magnitude slower on CPU.
+    """
+    return _gld_fwd(cov, r)[0]
+
+
+def tril_inverse(chol):
+    """Inverse of a lower-triangular matrix by recursive 2x2 blocking.
+
+    ``[[A, 0], [C, D]]^-1 = [[A^-1, 0], [-D^-1 C A^-1, D^-1]]``; blocks of at
+    most 32 rows use a triangular solve. On XLA:CPU, triangular solves with
+    matrix right-hand sides are pathologically slow beyond ~32 rows, while the
+    matmuls of the recursion are fast.
+    """
+    n = chol.shape[-1]
+    if n <= 32:
+        return solve_triangular(chol, jnp.eye(n, dtype=chol.dtype), lower=True)
+    m = n // 2
+    a_inv = tril_inverse(chol[:m, :m])
+    d_inv = tril_inverse(chol[m:, m:])
+    lower = -d_inv @ chol[m:, :m] @ a_inv
+    top = jnp.concatenate([a_inv, jnp.zeros((m, n - m), chol.dtype)], axis=1)
+    return jnp.concatenate([top, jnp.concatenate([lower, d_inv], axis=1)], axis=0)
+
+
+def _gld_fwd(cov, r):
+    chol = jnp.linalg.cholesky(cov)
+    l_inv = tril_inverse(chol)
+    a = l_inv.T @ (l_inv @ r)
+    value = -0.5 * r @ a - jnp.sum(jnp.log(jnp.diag(chol)))
+    return value, (l_inv, a)
+
+
+def _gld_bwd(res, g):
+    l_inv, a = res
+    k_inv = l_inv.T @ l_inv
+    return g * 0.5 * (jnp.outer(a, a) - k_inv), -g * a
+
+
+gaussian_log_density.defvjp(_gld_fwd, _gld_bwd)
+
+
+def log_marginal_likelihood(params: GPParams, X, y, mask, *, kernel: str = "matern52",
+                            min_noise: float = 1e-6):
+    """``log p(y | X, theta)`` of the real rows (R&W eq. 2.30), padding removed."""
+    cov = masked_covariance(params, X, mask, kernel=kernel, min_noise=min_noise)
+    n = jnp.sum(mask)
+    return gaussian_log_density(cov, (y - params.mean) * mask) - 0.5 * n * jnp.log(2 * jnp.pi)
+
+
+def log_marginal_likelihood_tinygp(params: GPParams, X, y, mask, *,
+                                   kernel: str = "matern52", min_noise: float = 1e-6):
+    """The same quantity through ``tinygp.GaussianProcess`` (reference path)."""
+    gp = make_gp(params, X, mask, kernel=kernel, min_noise=min_noise)
+    n_pad = jnp.sum(1.0 - mask)
+    return gp.log_probability((y - params.mean) * mask) + 0.5 * n_pad * jnp.log(2 * jnp.pi)
+
+
+def prior_mean_std(dim: int) -> tuple[GPParams, GPParams]:
+    """Means and standard deviations of the Gaussian priors on ``GPParams``."""
+    mu = GPParams(jnp.full((dim,), math.sqrt(2.0) + 0.5 * math.log(dim)), jnp.array(0.0),
+                  jnp.array(-4.0), jnp.array(0.0))
+    sd = GPParams(jnp.full((dim,), math.sqrt(3.0)), jnp.array(1.0), jnp.array(1.0),
+                  jnp.array(1.0))
+    return mu, sd
+
+
+def log_prior(params: GPParams) -> jax.Array:
+    mu, sd = prior_mean_std(params.log_ls.shape[-1])
+    terms = jax.tree.map(lambda p, m, s: jnp.sum(-0.5 * ((p - m) / s) ** 2), params, mu, sd)
+    return sum(jax.tree.leaves(terms))
+
+
+def neg_log_posterior(params: GPParams, X, y, mask, *, kernel: str, min_noise: float):
+    return -(log_marginal_likelihood(params, X, y, mask, kernel=kernel, min_noise=min_noise)
+             + log_prior(params))
+
+
+def fit(X, y, mask, init: GPParams, *, key, kernel: str = "matern52", n_restarts: int = 4,
+        n_steps: int = 100, learning_rate: float = 0.1, min_noise: float = 1e-6) -> GPParams:
+    """MAP hyperparameters by Adam from ``n_restarts`` starts, all in one program.
+
+    Start 0 is ``init`` (a warm start), start 1 the prior mean, the rest prior
+    draws. Returns the start with the lowest negative log posterior. Pure;
+    jit it with every keyword except ``key`` static. (Fixed-step Adam compiles
+    in seconds and is cheaper per step than L-BFGS with a line search.)
+    """
+    dim = X.shape[-1]
+    mu, sd = prior_mean_std(dim)
+    n_rand = max(n_restarts - 2, 0)
+    leaves, treedef = jax.tree.flatten(mu)
+    keys = jax.random.split(key, len(leaves))
+    draws = [m + s * jax.random.normal(k, (n_rand,) + m.shape)
+             for m, s, k in zip(leaves, jax.tree.leaves(sd), keys)]
+    rand = jax.tree.unflatten(treedef, draws)
+    starts = jax.tree.map(lambda a, b, c: jnp.concatenate([a[None], b[None], c])[:n_restarts],
+                          init, mu, rand)
+
+    loss = lambda p: neg_log_posterior(p, X, y, mask, kernel=kernel, min_noise=min_noise)
+    opt = optax.adam(learning_rate)
+
+    def run(p0):
+        def step(carry, _):
+            p, state = carry
+            value, grad = jax.value_and_grad(loss)(p)
+            grad = jax.tree.map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), grad)
+            updates, state = opt.update(grad, state, p)
+            return (optax.apply_updates(p, updates), state), None
+
+        (p, _), _ = jax.lax.scan(step, (p0, opt.init(p0)), None, length=n_steps)
+        return p, loss(p)
+
+    # lax.map, not vmap: batched Cholesky factorisations are far slower than a
+    # loop of unbatched ones on CPU.
+    ps, losses = jax.lax.map(run, starts)
+    losses = jnp.where(jnp.isfinite(losses), losses, jnp.inf)
+    best = jnp.argmin(losses)
+    return jax.tree.map(lambda a: a[best], ps)
+
+
+def posterior(params: GPParams, X, y, mask, *, kernel: str = "matern52",
+              min_noise: float = 1e-6) -> Posterior:
+    """Factorises the masked covariance once for repeated predictions."""
+    cov = masked_covariance(params, X, mask, kernel=kernel, min_noise=min_noise)
+    chol_inv = tril_inverse(jnp.linalg.cholesky(cov))
+    alpha = chol_inv.T @ (chol_inv @ ((y - params.mean) * mask))
+    return Posterior(params, X, mask, chol_inv, alpha)
+
+
+def predict(post: Posterior, x, *, kernel: str = "matern52"):
+    """Latent posterior mean and variance at one point ``x`` (R&W eqs. 2.25-2.26)."""
+    kx = kernel_matrix(post.params, post.X, x[None], kernel=kernel)[:, 0] * post.mask
+    mean = post.params.mean + kx @ post.alpha
+    v = post.chol_inv @ kx
+    var = jnp.exp(jnp.clip(post.params.log_amp, -10.0, 10.0)) - v @ v
+    return mean, jnp.maximum(var, 1e-12)

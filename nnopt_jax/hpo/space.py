@@ -1,0 +1,313 @@
+"""Search spaces: typed dimensions and their encodings.
+
+Two encodings are provided:
+
+* the *unit* encoding maps a configuration to ``[0, 1]^n_params`` (one
+  coordinate per parameter; log-scaled dimensions are uniform in log space,
+  integers occupy equal-width bins, a categorical with ``k`` choices occupies
+  ``k`` equal-width bins). Uniform sampling in this cube is the prior used by
+  random search and the initial design.
+* the *feature* encoding is what the Gaussian process sees: reals and integers
+  take one column in ``[0, 1]`` (log-transformed when ``log=True``), each
+  categorical takes a one-hot block. :meth:`SearchSpace.snap_features` projects
+  an arbitrary point of ``[0, 1]^n_features`` onto the encodings of valid
+  configurations (rounding integers, arg-maxing one-hot blocks); it is pure
+  ``jax.numpy`` so it runs inside jit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Real:
+    """A real interval ``[low, high]``, optionally log-uniform (``log=True``)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self):
+        _check_bounds(self, "Real")
+
+    @property
+    def _bounds(self) -> tuple[float, float]:
+        if self.log:
+            return math.log(self.low), math.log(self.high)
+        return float(self.low), float(self.high)
+
+    def from_unit(self, u: float) -> float:
+        lo, hi = self._bounds
+        v = lo + float(np.clip(u, 0.0, 1.0)) * (hi - lo)
+        v = math.exp(v) if self.log else v
+        return float(min(max(v, self.low), self.high))
+
+    def to_unit(self, value: Any) -> float:
+        v = float(value)
+        if not self.low <= v <= self.high:
+            raise ValueError(f"value {v} outside Real({self.low}, {self.high})")
+        lo, hi = self._bounds
+        v = math.log(v) if self.log else v
+        return (v - lo) / (hi - lo)
+
+
+@dataclasses.dataclass(frozen=True)
+class Int:
+    """Integers ``low..high`` inclusive, optionally log-uniform (``log=True``).
+
+    The unit interval is split into equal-width bins (in log space when
+    ``log=True``, using the interval ``[low - 0.5, high + 0.5]``) so that
+    uniform unit samples give the intended integer prior.
+    """
+
+    low: int
+    high: int
+    log: bool = False
+
+    def __post_init__(self):
+        if int(self.low) != self.low or int(self.high) != self.high:
+            raise ValueError(f"Int bounds must be integers, got ({self.low}, {self.high})")
+        _check_bounds(self, "Int")
+
+    @property
+    def _bounds(self) -> tuple[float, float]:
+        lo, hi = self.low - 0.5, self.high + 0.5
+        if self.log:
+            lo = max(lo, self.low * 0.5)  # keep > 0 for low == 1
+            return math.log(lo), math.log(hi)
+        return lo, hi
+
+    def from_unit(self, u: float) -> int:
+        lo, hi = self._bounds
+        v = lo + float(np.clip(u, 0.0, 1.0)) * (hi - lo)
+        v = math.exp(v) if self.log else v
+        return int(min(max(round(v), self.low), self.high))
+
+    def to_unit(self, value: Any) -> float:
+        v = int(round(float(value)))
+        if not self.low <= v <= self.high:
+            raise ValueError(f"value {v} outside Int({self.low}, {self.high})")
+        lo, hi = self._bounds
+        x = math.log(v) if self.log else float(v)
+        return (x - lo) / (hi - lo)
+
+
+@dataclasses.dataclass(frozen=True)
+class Categorical:
+    """An unordered choice among ``choices`` (any hashable, JSON-friendly values)."""
+
+    choices: tuple
+
+    def __init__(self, choices: Sequence[Any]):
+        choices = tuple(choices)
+        if len(choices) == 0:
+            raise ValueError("Categorical needs at least one choice; got an empty sequence")
+        if len(set(map(repr, choices))) != len(choices):
+            raise ValueError(f"Categorical choices must be distinct, got {choices}")
+        object.__setattr__(self, "choices", choices)
+
+    def index(self, value: Any) -> int:
+        for i, c in enumerate(self.choices):
+            if c == value or (isinstance(c, float) and isinstance(value, float) and c == value):
+                return i
+        raise ValueError(f"value {value!r} is not one of {self.choices}")
+
+    def from_unit(self, u: float) -> Any:
+        k = len(self.choices)
+        return self.choices[min(int(float(np.clip(u, 0.0, 1.0)) * k), k - 1)]
+
+    def to_unit(self, value: Any) -> float:
+        return (self.index(value) + 0.5) / len(self.choices)
+
+
+Dimension = Real | Int | Categorical
+
+
+def _check_bounds(dim, kind: str) -> None:
+    lo, hi = dim.low, dim.high
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{kind} bounds must be finite, got ({lo}, {hi})")
+    if lo >= hi:
+        raise ValueError(f"{kind} needs low < high, got low={lo}, high={hi}; swap them or use "
+                         "Categorical([value]) for a constant")
+    if dim.log and lo <= 0:
+        raise ValueError(f"{kind}(log=True) needs low > 0, got low={lo}; use log=False or a "
+                         "positive lower bound")
+
+
+class SearchSpace:
+    """An ordered mapping ``name -> dimension``.
+
+    Args:
+        dims: mapping from parameter name to :class:`Real`, :class:`Int` or
+            :class:`Categorical`.
+    """
+
+    def __init__(self, dims: Mapping[str, Dimension]):
+        if not isinstance(dims, Mapping) or len(dims) == 0:
+            raise ValueError("SearchSpace needs a non-empty dict of name -> Real/Int/Categorical")
+        for name, d in dims.items():
+            if not isinstance(name, str):
+                raise ValueError(f"parameter names must be strings, got {name!r}")
+            if not isinstance(d, (Real, Int, Categorical)):
+                raise ValueError(f"dimension {name!r} must be Real, Int or Categorical, got {d!r}")
+        self.dims: dict[str, Dimension] = dict(dims)
+        self.names: tuple[str, ...] = tuple(self.dims)
+        layout = []  # (kind, start, size) per parameter in feature space
+        start = 0
+        for d in self.dims.values():
+            if isinstance(d, Categorical):
+                layout.append(("cat", start, len(d.choices)))
+                start += len(d.choices)
+            else:
+                layout.append(("int" if isinstance(d, Int) else "real", start, 1))
+                start += 1
+        self.layout: tuple[tuple[str, int, int], ...] = tuple(layout)
+        self.n_features: int = start
+
+    def __len__(self) -> int:
+        return len(self.dims)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, SearchSpace) and tuple(self.dims.items()) == tuple(
+            other.dims.items())
+
+    def __hash__(self) -> int:  # by value, so jit caches are shared by equal spaces
+        return hash(tuple(self.dims.items()))
+
+    def __repr__(self) -> str:
+        return f"SearchSpace({self.dims!r})"
+
+    # -- unit encoding --------------------------------------------------------
+    def from_unit(self, u: Sequence[float]) -> dict[str, Any]:
+        """Decode one point of ``[0, 1]^len(self)`` into a configuration."""
+        return {n: d.from_unit(x) for (n, d), x in zip(self.dims.items(), u)}
+
+    def to_unit(self, params: Mapping[str, Any]) -> np.ndarray:
+        """Encode a configuration into ``[0, 1]^len(self)``."""
+        self.validate(params)
+        return np.array([d.to_unit(params[n]) for n, d in self.dims.items()])
+
+    def sample(self, n: int, *, rng: np.random.Generator) -> list[dict[str, Any]]:
+        """Draws ``n`` configurations from the prior (log-uniform where ``log=True``)."""
+        return [self.from_unit(u) for u in rng.random((n, len(self)))]
+
+    def validate(self, params: Mapping[str, Any]) -> None:
+        missing = set(self.names) - set(params)
+        extra = set(params) - set(self.names)
+        if missing or extra:
+            raise ValueError(f"params do not match the space: missing {sorted(missing)}, "
+                             f"unexpected {sorted(extra)}")
+
+    # -- feature encoding (GP inputs) -----------------------------------------
+    def to_features(self, params: Mapping[str, Any]) -> np.ndarray:
+        """Encode a configuration into the GP feature space (one-hot categoricals)."""
+        self.validate(params)
+        out = np.zeros(self.n_features)
+        for (kind, start, size), (n, d) in zip(self.layout, self.dims.items()):
+            if kind == "cat":
+                out[start + d.index(params[n])] = 1.0
+            elif kind == "int":
+                out[start] = _int_feature(d, params[n])
+            else:
+                out[start] = d.to_unit(params[n])
+        return out
+
+    def from_features(self, f: Sequence[float]) -> dict[str, Any]:
+        """Decode a (possibly relaxed) feature vector into a configuration."""
+        f = np.asarray(f, dtype=float)
+        out = {}
+        for (kind, start, size), (n, d) in zip(self.layout, self.dims.items()):
+            if kind == "cat":
+                out[n] = d.choices[int(np.argmax(f[start:start + size]))]
+            elif kind == "int":
+                out[n] = _int_from_feature(d, f[start])
+            else:
+                out[n] = d.from_unit(f[start])
+        return out
+
+    def snap_features(self, f):
+        """Projects features onto valid configurations (jax.numpy; works under jit/vmap).
+
+        Integers are rounded in their native (possibly log) scale and mapped
+        back; each one-hot block is replaced by the one-hot of its arg-max.
+        """
+        f = jnp.clip(f, 0.0, 1.0)
+        cols = []
+        for (kind, start, size), d in zip(self.layout, self.dims.values()):
+            x = f[..., start:start + size]
+            if kind == "cat":
+                x = jax_one_hot_argmax(x)
+            elif kind == "int":
+                lo, hi = (math.log(d.low), math.log(d.high)) if d.log else (d.low, d.high)
+                v = lo + x * (hi - lo)
+                v = jnp.exp(v) if d.log else v
+                v = jnp.clip(jnp.round(v), d.low, d.high)
+                v = jnp.log(v) if d.log else v
+                x = (v - lo) / (hi - lo)
+            cols.append(x)
+        return jnp.concatenate(cols, axis=-1)
+
+    def unit_to_features(self, u: np.ndarray) -> np.ndarray:
+        """Vectorised ``to_features(from_unit(u))`` for a batch of unit points."""
+        return np.stack([self.to_features(self.from_unit(x)) for x in np.atleast_2d(u)])
+
+    # -- serialisation ---------------------------------------------------------
+    def to_dict(self) -> dict:
+        out = {}
+        for n, d in self.dims.items():
+            if isinstance(d, Categorical):
+                out[n] = {"type": "categorical", "choices": list(d.choices)}
+            else:
+                out[n] = {"type": type(d).__name__.lower(), "low": d.low, "high": d.high,
+                          "log": d.log}
+        return out
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Mapping[str, Any]]) -> "SearchSpace":
+        """Builds a space from ``{name: {"type": "real"|"int"|"categorical", ...}}``."""
+        dims = {}
+        for n, s in spec.items():
+            s = dict(s)
+            kind = s.pop("type", None)
+            if kind == "real":
+                dims[n] = Real(float(s["low"]), float(s["high"]), log=bool(s.get("log", False)))
+            elif kind == "int":
+                dims[n] = Int(int(s["low"]), int(s["high"]), log=bool(s.get("log", False)))
+            elif kind == "categorical":
+                dims[n] = Categorical(s["choices"])
+            else:
+                raise ValueError(f"dimension {n!r}: type must be 'real', 'int' or 'categorical', "
+                                 f"got {kind!r}")
+        return cls(dims)
+
+
+def _int_feature(d: Int, value) -> float:
+    # Int features map low -> 0 and high -> 1 (log scale if log) so that the
+    # extreme integers sit on the faces of the cube.
+    v = int(round(float(value)))
+    if not d.low <= v <= d.high:
+        raise ValueError(f"value {v} outside Int({d.low}, {d.high})")
+    if d.log:
+        return (math.log(v) - math.log(d.low)) / (math.log(d.high) - math.log(d.low))
+    return (v - d.low) / (d.high - d.low)
+
+
+def _int_from_feature(d: Int, x: float) -> int:
+    x = float(np.clip(x, 0.0, 1.0))
+    if d.log:
+        v = math.exp(math.log(d.low) + x * (math.log(d.high) - math.log(d.low)))
+    else:
+        v = d.low + x * (d.high - d.low)
+    return int(min(max(round(v), d.low), d.high))
+
+
+def jax_one_hot_argmax(x):
+    """One-hot of the arg-max along the last axis (ties to the first)."""
+    return (jnp.arange(x.shape[-1]) == jnp.argmax(x, axis=-1)[..., None]).astype(x.dtype)
