@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test install install-dev bench clean
+.PHONY: demo test test-slow install install-dev bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ demo: install
 	$(VENV)/bin/nnopt demo
 
 test: install-dev
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
+
+# Tests whose XLA compilation alone takes minutes on 2 CPU cores (DARTS search resume).
+test-slow: install-dev
+	$(PY) -m pytest -n 2 --dist loadfile -m slow
 
 bench: $(PY)
 	$(PIP) install --quiet -e ".[dev,bench]"

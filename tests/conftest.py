@@ -5,6 +5,14 @@ import pathlib
 
 import pytest
 
+# `make test` runs two pytest workers on two cores: one thread each avoids
+# oversubscription (dense linear algebra in the GP tests is ~20x slower when
+# XLA's and OpenBLAS's thread pools fight over the cores). Set before jax loads.
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1")
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("NNOPT_SHARED_DIR", ROOT.parent / "shared"))
 FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")

@@ -27,7 +27,10 @@ def _wait_for_checkpoint(ckpt_dir, proc, min_step, timeout=180):
     t0 = time.time()
     while time.time() - t0 < timeout:
         assert proc.poll() is None, proc.stderr.read()[-3000:]
-        step = latest_step(ckpt_dir) if ckpt_dir.exists() else None
+        try:  # orbax may be writing or pruning a step directory right now
+            step = latest_step(ckpt_dir) if ckpt_dir.exists() else None
+        except OSError:
+            step = None
         if step is not None and step >= min_step:
             return step
         time.sleep(0.2)

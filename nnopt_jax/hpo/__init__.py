@@ -16,7 +16,8 @@ from nnopt_jax.hpo import acquisition, gp, test_functions
 from nnopt_jax.hpo.base import Optimizer
 from nnopt_jax.hpo.bo import BayesianOptimizer
 from nnopt_jax.hpo.forest import ForestSurrogate
-from nnopt_jax.hpo.hypervolume import hypervolume, pareto_front, pareto_mask
+from nnopt_jax.hpo import hypervolume
+from nnopt_jax.hpo.hypervolume import pareto_front, pareto_mask
 from nnopt_jax.hpo.journal import Journal, Trial, read_journal
 from nnopt_jax.hpo.minimize import METHODS, MinimizeResult, make_optimizer, minimize
 from nnopt_jax.hpo.multiobjective import ParEGO

@@ -12,6 +12,7 @@ def test_sigkill_mid_study_loses_no_told_trial(tmp_path):
     journal = tmp_path / "j.jsonl"
     told = tmp_path / "told.txt"
     script = textwrap.dedent(f"""
+        import os
         from nnopt_jax import hpo
         space = hpo.SearchSpace({{"x": hpo.Real(0, 1), "c": hpo.Categorical(["a", "b"])}})
         opt = hpo.RandomSearch(space, seed=0, journal={str(journal)!r})
@@ -20,13 +21,14 @@ def test_sigkill_mid_study_loses_no_told_trial(tmp_path):
             p = opt.ask()
             opt.tell(p, p["x"])
             i += 1
-            with open({str(told)!r}, "w") as f:  # written after tell() returned
+            with open({str(told)!r} + ".tmp", "w") as f:  # written after tell() returned
                 f.write(str(i))
+            os.replace({str(told)!r} + ".tmp", {str(told)!r})  # atomic: never half-written
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.time() + 120
     while time.time() < deadline:
-        if told.exists() and told.read_text().strip() and int(told.read_text()) >= 30:
+        if told.exists() and int(told.read_text()) >= 30:
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)

@@ -1,0 +1,72 @@
+"""DARTS operations: shapes, padding conventions, parameter counts, pooling reference."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nnopt_jax.nas.darts.operations import PRIMITIVES, FactorizedReduce, Pool, make_op
+from nnopt_jax.nas.darts.search_model import count_params
+
+X = jax.ShapeDtypeStruct((2, 8, 8, 4), jnp.float32)
+
+
+def _shapes(name, stride, search):
+    op = make_op(name, 4, stride, affine=not search, track_stats=not search, search=search)
+    variables = jax.eval_shape(lambda x: op.init(jax.random.PRNGKey(0), x), X)
+    out = jax.eval_shape(lambda v, x: op.apply(v, x), variables, X)
+    return out.shape, count_params(variables.get("params", {}))
+
+
+# params at C = 4 (search: BN non-affine; eval: affine BN adds 2C per BN)
+SEARCH_PARAMS = {"none": 0, "max_pool_3x3": 0, "avg_pool_3x3": 0,
+                 "sep_conv_3x3": 2 * (9 * 4 + 16), "sep_conv_5x5": 2 * (25 * 4 + 16),
+                 "dil_conv_3x3": 9 * 4 + 16, "dil_conv_5x5": 25 * 4 + 16}
+
+
+@pytest.mark.parametrize("name", PRIMITIVES)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_shapes_and_parameter_counts(name, stride):
+    shape, n = _shapes(name, stride, search=True)
+    assert shape == (2, 8 // stride, 8 // stride, 4)
+    expected = SEARCH_PARAMS.get(name, 0 if stride == 1 else 2 * 4 * 2)  # skip: FR convs
+    assert n == expected
+    _, n_eval = _shapes(name, stride, search=False)
+    n_bn = {"sep_conv_3x3": 2, "sep_conv_5x5": 2, "dil_conv_3x3": 1, "dil_conv_5x5": 1}.get(
+        name, 1 if (name == "skip_connect" and stride == 2) else 0)
+    assert n_eval == expected + 2 * 4 * n_bn  # pools have no BN in the eval network
+
+
+def test_avg_pool_excludes_padding_and_max_pool_pads_with_minus_inf():
+    x = np.arange(2 * 4 * 4 * 1, dtype=np.float32).reshape(2, 4, 4, 1) - 20.0
+    pad = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=np.nan)
+    ref_avg = np.zeros((2, 2, 2, 1))
+    ref_max = np.zeros((2, 2, 2, 1))
+    for i in range(2):
+        for j in range(2):
+            win = pad[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3, :]
+            ref_avg[:, i, j] = np.nanmean(win, axis=(1, 2))
+            ref_max[:, i, j] = np.nanmax(win, axis=(1, 2))
+    avg = Pool("avg", 2).apply({}, jnp.asarray(x))
+    mx = Pool("max", 2).apply({}, jnp.asarray(x))
+    np.testing.assert_allclose(avg, ref_avg, rtol=1e-6)
+    np.testing.assert_allclose(mx, ref_max, rtol=1e-6)  # all inputs negative: no zero padding
+
+
+def test_factorized_reduce_uses_shifted_pixels_and_checks_sizes():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 4, 4, 2)), jnp.float32)
+    fr = FactorizedReduce(4, affine=False, track_stats=False)
+    v = fr.init(jax.random.PRNGKey(0), x)
+    k1 = v["params"]["Conv_0"]["kernel"][0, 0]
+    k2 = v["params"]["Conv_1"]["kernel"][0, 0]
+    relu = np.maximum(np.asarray(x), 0)
+    a = relu[:, ::2, ::2] @ np.asarray(k1)
+    b = relu[:, 1::2, 1::2] @ np.asarray(k2)
+    cat = np.concatenate([a, b], -1)
+    ref = (cat - cat.mean((0, 1, 2))) / np.sqrt(cat.var((0, 1, 2)) + 1e-5)
+    np.testing.assert_allclose(fr.apply(v, x), ref, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="even height"):
+        fr.init(jax.random.PRNGKey(0), jnp.zeros((1, 5, 5, 2)))
+    with pytest.raises(ValueError, match="unknown DARTS operation"):
+        make_op("conv_7x7", 4, 1, affine=True, track_stats=True)
