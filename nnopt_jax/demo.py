@@ -46,6 +46,21 @@ def _train_stage(out: pathlib.Path, *, seed: int, progress: bool, epochs: int) -
             "seconds": res["wall_time_s"]}
 
 
+def _describe(stage: str, summary: dict) -> tuple[str, str]:
+    """(what, result) of a pillar stage for the summary table."""
+    if stage == "nas" and "genotype_str" in summary:
+        genotype = summary["genotype_str"].replace("\n", " ")
+        return ("tiny first-order DARTS search on digits",
+                f"val acc {100 * summary.get('val_acc', float('nan')):.1f} %; {genotype}")
+    if stage == "compress" and "compression" in summary:
+        return (f"sparse VD {summary.get('model', '')} on digits",
+                f"test error {100 * summary['test_error']:.2f} %, "
+                f"{summary['compression']:.1f}x fewer weights, "
+                f"export {summary.get('export_bytes', '?')} B "
+                f"(dense {summary.get('dense_float32_bytes', '?')} B)")
+    return summary.get("what", stage), summary.get("result") or _compact(summary)
+
+
 def _compact(summary: dict) -> str:
     """The scalar entries of a stage summary as ``key=value`` pairs."""
     items = [(k, v) for k, v in summary.items()
@@ -71,8 +86,8 @@ def run_demo(out: str | pathlib.Path = "runs/demo", *, seed: int = 0, skip=(),
         t0 = time.perf_counter()
         summary = importlib.import_module(module).run_demo(out / name, seed=seed,
                                                            progress=progress)
-        rows.append({"stage": name, "what": summary.get("what", module),
-                     "result": summary.get("result") or _compact(summary),
+        what, result = _describe(name, summary)
+        rows.append({"stage": name, "what": what, "result": result,
                      "seconds": summary.get("seconds", time.perf_counter() - t0)})
     print_rows("nnopt demo", rows, ["stage", "what", "result", "seconds"])
     (out / "summary.json").write_text(json.dumps(rows, indent=2, default=str))
