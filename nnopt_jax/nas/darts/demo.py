@@ -1,6 +1,6 @@
 """A tiny DARTS search on scikit-learn digits (8x8): about two minutes on 2 CPU
-cores, mostly XLA compilation. The network: 3 cells (normal, reduce, reduce), C = 4, 2 nodes per cell,
-first order, 2 epochs."""
+cores, mostly XLA compilation. The network: 3 cells (normal, reduce, reduce),
+C = 4, 2 nodes per cell; first order, 2 epochs."""
 
 from __future__ import annotations
 
