@@ -11,6 +11,7 @@ Smoke (seconds, used by the tests):
   nnopt compress --config configs/compress/lenet5_vnq.py:smoke --out runs/compress/lenet5_vnq_smoke
 """
 
+from nnopt_jax.bayes.run import smoke_variant
 from nnopt_jax.config import Config
 
 
@@ -31,15 +32,7 @@ def get_config(variant: str = "default") -> Config:
     cfg.train.warmup_start, cfg.train.warmup_end = 0, 15
     cfg.model.log_sigma2_init = -8.0
     if variant == "smoke":
-        cfg.data.name = "mnist"
-        cfg.data.train_subset, cfg.data.test_subset = 500, 200
-        cfg.train.num_epochs, cfg.train.batch_size = 2, 50
-        cfg.train.warmup_start, cfg.train.warmup_end = 0, 1
-        cfg.train.flat_epochs = 1
-        if cfg.train.get("pretrain_epochs"):
-            cfg.train.pretrain_epochs = 1
-        if "pruning" in cfg:
-            cfg.pruning.retrain_epochs, cfg.pruning.stages = 1, (0.5, 1.0)
+        cfg = smoke_variant(cfg, dataset="mnist")
     elif variant != "default":
         raise ValueError(f"unknown variant {variant!r}; use 'default' or 'smoke'")
     return cfg

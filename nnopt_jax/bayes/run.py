@@ -25,8 +25,9 @@ import optax
 
 from nnopt_jax.bayes import compression, export, objectives, pruning
 from nnopt_jax.bayes.models import get_model
+from nnopt_jax.config import Config
 
-__all__ = ["compress", "METHODS"]
+__all__ = ["compress", "METHODS", "smoke_variant"]
 
 METHODS = ("sparse_vd", "vnq", "dense", "pruning")
 _DENSE_NAMES = {"lenet300_100": "lenet300", "lenet5": "lenet5"}
@@ -312,3 +313,21 @@ def compress(cfg, *, out_dir, resume: bool = False, progress: bool = True) -> di
             f.write(json.dumps(r) + "\n")
     _plot_curves(run.history, out / "curves.png", f"{cfg.get('name', method)}")
     return results
+
+
+def smoke_variant(cfg: Config, *, dataset: str) -> Config:
+    """Shrinks a compression config to its ``smoke`` variant: seconds on a CPU.
+
+    Every compression config's ``get_config("smoke")`` calls this, so the tests
+    exercise the same code path as the full run on a few hundred examples.
+    """
+    cfg.data.name = dataset
+    cfg.data.train_subset, cfg.data.test_subset = 500, 200
+    cfg.train.num_epochs, cfg.train.batch_size = 2, 50
+    cfg.train.warmup_start, cfg.train.warmup_end = 0, 1
+    cfg.train.flat_epochs = 1
+    if cfg.train.get("pretrain_epochs"):
+        cfg.train.pretrain_epochs = 1
+    if "pruning" in cfg:
+        cfg.pruning.retrain_epochs, cfg.pruning.stages = 1, (0.5, 1.0)
+    return cfg
