@@ -25,6 +25,7 @@ import optax
 
 from nnopt_jax.bayes import compression, export, objectives, pruning
 from nnopt_jax.bayes.models import get_model
+from nnopt_jax import training
 from nnopt_jax.config import Config
 
 __all__ = ["compress", "METHODS", "smoke_variant"]
@@ -81,44 +82,19 @@ def _plot_curves(history: list[dict], path: pathlib.Path, title: str) -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def _batch_stats_fn(model):
-    """One jitted evaluation step per model (flax modules hash by value), reused across calls."""
+def _apply_fn(model):
+    """The deterministic forward pass of ``model``, one function object per model
+    (flax modules hash by value) so that :func:`training.evaluate` compiles once."""
 
-    def stats(params, model_state, xb, yb, mask):
-        logits = model.apply({"params": params, **model_state}, xb, train=False)
-        nll = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
-        wrong = jnp.argmax(logits, -1) != yb
-        return jnp.sum(nll * mask), jnp.sum(wrong * mask)
+    def apply(params, model_state, x):
+        return model.apply({"params": params, **model_state}, x, train=False)
 
-    return jax.jit(stats)
+    return apply
 
 
 def evaluate(model, params, model_state, x, y, *, batch_size: int = 1000) -> dict[str, float]:
-    """Test loss and error of the deterministic (masked) model, fixed-size padded batches."""
-    fn = _batch_stats_fn(model)
-    n = len(x)
-    bs = min(batch_size, n)
-    nll = wrong = 0.0
-    for b in range(0, n, bs):
-        xb, yb = x[b:b + bs], y[b:b + bs]
-        pad = bs - len(xb)
-        mask = np.concatenate([np.ones(len(xb), np.float32), np.zeros(pad, np.float32)])
-        if pad:
-            xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
-            yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
-        a, w = fn(params, model_state, xb, yb, mask)
-        nll += float(a)
-        wrong += float(w)
-    return {"loss": nll / n, "error": wrong / n}
-
-
-def _chunk_size(steps_per_epoch: int, max_chunk: int = 100) -> int:
-    """Largest divisor of ``steps_per_epoch`` up to ``max_chunk``: every scan chunk then has
-    the same length, so the train step compiles once (not once per odd remainder)."""
-    best = max(d for d in range(1, min(steps_per_epoch, max_chunk) + 1) if steps_per_epoch % d == 0)
-    if best < 10:  # (nearly) prime epoch length: whole epochs if short, else chunk + one remainder
-        return steps_per_epoch if steps_per_epoch <= 5 * max_chunk else max_chunk
-    return best
+    """Loss and error of the deterministic (masked) model."""
+    return training.evaluate(_apply_fn(model), params, model_state, x, y, batch_size=batch_size)
 
 
 class _Run:
@@ -140,7 +116,6 @@ class _Run:
         return evaluate(model, params, model_state, self.x_test, self.y_test, batch_size=self.eval_bs)
 
     def fit(self, stage, state, *, loss_fn, tx, num_epochs, model, weights_fn, transform=lambda p: p):
-        from nnopt_jax import training
 
         def eval_fn(st):
             params, model_state = jax.device_get((transform(st.params), st.model_state))
@@ -154,8 +129,7 @@ class _Run:
             num_epochs=num_epochs, seed=int(self.cfg.seed), eval_fn=eval_fn,
             out_dir=self.out / f"stage_{stage}",
             checkpoint_every=self.cfg.train.get("checkpoint_every") or None, resume=self.resume,
-            progress=self.progress, description=f"{self.cfg.get('name', 'compress')}:{stage}",
-            steps_per_chunk=_chunk_size(self.steps_per_epoch))
+            progress=self.progress, description=f"{self.cfg.get('name', 'compress')}:{stage}")
         self.history += [dict(r, stage=stage) for r in hist]
         return state
 
@@ -172,7 +146,6 @@ def _variational(run: _Run, method: str):
     threshold = float(cfg.model.get("threshold", 3.0))
 
     weights_fn = lambda p: compression.deterministic_weights(p, threshold=threshold)
-    from nnopt_jax import training
 
     pre = int(cfg.train.get("pretrain_epochs", 0))
     if pre:
@@ -231,7 +204,6 @@ def _dense_model(run: _Run):
 
 
 def _dense_or_pruning(run: _Run, method: str):
-    from nnopt_jax import training
 
     cfg = run.cfg
     model = _dense_model(run)
