@@ -121,3 +121,20 @@ def restore_checkpoint(directory: str | pathlib.Path, like: PyTree,
     raise CheckpointError(
         f"no readable checkpoint in {directory} ({detail}). Delete the directory (or pass a "
         "new --out) and run without --resume to start afresh.")
+
+
+def resume_or_start(directory: str | pathlib.Path | None, state: PyTree, *,
+                    resume: bool) -> tuple[PyTree, int]:
+    """``(state, step)`` to start a run from: the newest readable checkpoint in
+    ``directory`` when ``resume`` and one exists, else ``(state, 0)``.
+
+    Raises:
+        ValueError: ``resume`` without a directory to resume from.
+    """
+    if not resume:
+        return state, 0
+    if directory is None:
+        raise ValueError("resume=True needs an out_dir holding checkpoints")
+    if latest_step(directory) is None:
+        return state, 0
+    return restore_checkpoint(directory, state)

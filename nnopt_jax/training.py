@@ -27,7 +27,7 @@ import optax
 
 from nnopt_jax import parallel
 from nnopt_jax.data.batching import batch_indices
-from nnopt_jax.checkpoint import (CheckpointError, latest_step, restore_checkpoint,
+from nnopt_jax.checkpoint import (CheckpointError, restore_checkpoint, resume_or_start,
                                   save_checkpoint)
 from nnopt_jax.types import Array, Batch, LossFn, ModelState, Params, PRNGKey, PyTree
 
@@ -258,12 +258,7 @@ def fit(
     out_dir = None if out_dir is None else pathlib.Path(out_dir)
     ckpt_dir = None if out_dir is None else out_dir / "checkpoints"
 
-    start = 0
-    if resume:
-        if ckpt_dir is None:
-            raise ValueError("resume=True needs an out_dir holding checkpoints")
-        if latest_step(ckpt_dir) is not None:
-            state, start = restore_checkpoint(ckpt_dir, state)
+    state, start = resume_or_start(ckpt_dir, state, resume=resume)
     if mesh is not None:
         state = parallel.replicate(state, mesh)
     writer = MetricsWriter(None if out_dir is None else out_dir / "metrics.jsonl",

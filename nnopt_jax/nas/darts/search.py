@@ -195,8 +195,8 @@ def run_search(cfg, *, out_dir=None, resume: bool = False, progress: bool = True
     genotype.json, alphas.npz, normal/reduce cell plots, results.json, checkpoints/.
     """
     from nnopt_jax import parallel
-    from nnopt_jax.checkpoint import latest_step
-    from nnopt_jax.training import MetricsWriter, read_jsonl, restore_checkpoint, save_checkpoint
+    from nnopt_jax.checkpoint import resume_or_start, save_checkpoint
+    from nnopt_jax.training import MetricsWriter, read_jsonl
 
     t_start = time.perf_counter()
     hp = _hparams(cfg)
@@ -238,12 +238,7 @@ def run_search(cfg, *, out_dir=None, resume: bool = False, progress: bool = True
 
     out = None if out_dir is None else pathlib.Path(out_dir)
     ckpt = None if out is None else out / "checkpoints"
-    start = 0
-    if resume:
-        if ckpt is None:
-            raise ValueError("resume=True needs an out_dir holding checkpoints")
-        if latest_step(ckpt) is not None:
-            state, start = restore_checkpoint(ckpt, state)
+    state, start = resume_or_start(ckpt, state, resume=resume)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg, indent=2, default=str))
