@@ -50,7 +50,8 @@ class _Static(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def _fit(X, y, mask, init, key, *, cfg: _Static):
+def _fit(X, y, mask, init, seed, step, *, cfg: _Static):
+    key = jax.random.fold_in(jax.random.key(seed), step)
     return gp.fit(X, y, mask, init, key=key, kernel=cfg.kernel, n_restarts=cfg.n_restarts,
                   n_steps=cfg.fit_steps, min_noise=cfg.min_noise)
 
@@ -133,6 +134,7 @@ class BayesianOptimizer(Optimizer):
         design = sobol(self.n_initial, len(space), seed=[self.seed, 7919])
         self._design = [space.from_unit(u) for u in design]
         self._hypers: gp.GPParams | None = None
+        self._sobol_base: np.ndarray | None = None
         self._pending: list[np.ndarray] = []
         self._seen: set[tuple] = set()
 
@@ -199,7 +201,12 @@ class BayesianOptimizer(Optimizer):
     def _candidates(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         d = self.space.n_features
         n_global = self.n_candidates // 2
-        glob = sobol(n_global, d, seed=rng.integers(2**31))
+        if self._sobol_base is None:
+            self._sobol_base = sobol(n_global, d, seed=[self.seed, 104729])
+        # A fresh Cranley-Patterson rotation of one scrambled Sobol set per ask:
+        # still a randomised QMC design, without rebuilding the scrambled
+        # sequence (a millisecond) every suggestion.
+        glob = (self._sobol_base + rng.random(d)) % 1.0
         k = min(5, len(y))
         centres = X[np.argsort(y)[:k]]
         n_local = self.n_candidates - n_global
@@ -226,26 +233,25 @@ class BayesianOptimizer(Optimizer):
             if init is None or init.log_ls.shape != (d,):
                 mu, _ = gp.prior_mean_std(d)
                 init = jax.tree.map(lambda a: np.asarray(a, dtype=float), mu)
-            init = jax.tree.map(lambda a: jnp.asarray(a, dtype=jnp.float64), init)
-            key = jax.random.fold_in(jax.random.key(self.seed), self._n_asked)
-            params = _fit(jnp.asarray(Xp), jnp.asarray(yp), jnp.asarray(mask), init, key,
+            init = jax.tree.map(lambda a: np.asarray(a, dtype=np.float64), init)
+            # numpy arguments go straight to the jitted programs: wrapping them in
+            # jnp.asarray first costs a dispatch each (milliseconds per suggestion).
+            params = _fit(Xp, yp, mask, init, np.uint32(self.seed), np.uint32(self._n_asked),
                           cfg=self._cfg)
             self._hypers = jax.tree.map(np.asarray, params)
             n_obs = len(ys)
             if fantasies:  # kriging believer for pending points
                 Fq = np.zeros((size, d))
                 Fq[:len(fantasies)] = np.array(fantasies)
-                means = np.asarray(_predict_mean(params, jnp.asarray(Xp), jnp.asarray(yp),
-                                                 jnp.asarray(mask), jnp.asarray(Fq),
+                means = np.asarray(_predict_mean(params, Xp, yp, mask, Fq,
                                                  cfg=self._cfg))
                 for f, m in zip(fantasies, means):
                     Xp[n_obs], yp[n_obs], mask[n_obs] = f, m, 1.0
                     n_obs += 1
             for _ in range(n):
                 cand = self._candidates(X, ys, rng)
-                points, scores = _propose(params, jnp.asarray(Xp), jnp.asarray(yp),
-                                          jnp.asarray(mask), jnp.asarray(best, jnp.float64),
-                                          jnp.asarray(cand), space=self.space, cfg=self._cfg)
+                points, scores = _propose(params, Xp, yp, mask, np.float64(best), cand,
+                                          space=self.space, cfg=self._cfg)
                 points, scores = np.asarray(points), np.asarray(scores)
                 choice = None
                 for pt, sc in zip(points, scores):
@@ -262,8 +268,7 @@ class BayesianOptimizer(Optimizer):
                 if len(out) < n:  # fantasise the chosen point for the next one
                     Fq = np.zeros((size, d))
                     Fq[0] = f
-                    m = np.asarray(_predict_mean(params, jnp.asarray(Xp), jnp.asarray(yp),
-                                                 jnp.asarray(mask), jnp.asarray(Fq),
+                    m = np.asarray(_predict_mean(params, Xp, yp, mask, Fq,
                                                  cfg=self._cfg))[0]
                     Xp[n_obs], yp[n_obs], mask[n_obs] = f, m, 1.0
                     n_obs += 1
