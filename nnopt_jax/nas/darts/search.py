@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 from nnopt_jax.nas.darts import architect, diagnostics, genotypes
-from nnopt_jax.nas.darts.search_model import ArchParams, SearchNetwork, init_alphas
+from nnopt_jax.nas.darts.search_model import ArchParams, SearchNetwork, init_alphas, init_key
 from nnopt_jax.types import Array, Batch, Params
 
 
@@ -94,7 +94,7 @@ def init_search_state(model: SearchNetwork, w_tx, a_tx, sample_x: Array, *,
         k_w, k_a = jax.random.split(key)
         alphas = init_alphas(key=k_a, steps=model.steps, num_ops=len(model.primitives),
                              dtype=sample_x.dtype)
-        params = model.init(k_w, sample_x, alphas)["params"]
+        params = model.init(init_key(k_w), sample_x, alphas)["params"]
         return SearchState(jnp.zeros((), jnp.int32), params, alphas,
                            w_tx.init(params), a_tx.init(alphas))
 

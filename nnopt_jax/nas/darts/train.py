@@ -22,7 +22,7 @@ import optax
 
 from nnopt_jax.nas.darts.eval_model import EvalNetwork
 from nnopt_jax.nas.darts.genotypes import Genotype, to_dict
-from nnopt_jax.nas.darts.search_model import count_params
+from nnopt_jax.nas.darts.search_model import count_params, init_key
 from nnopt_jax.types import Batch
 
 
@@ -116,7 +116,7 @@ def run_train(cfg, genotype: Genotype, *, out_dir=None, resume: bool = False,
     k_init, k_drop, k_train = jax.random.split(key, 3)
     # jit: one compilation instead of hundreds of eagerly dispatched small ones
     variables = jax.jit(functools.partial(model.init, train=True))(
-        {"params": k_init, "drop_path": k_drop}, jnp.asarray(x[:2]))
+        {"params": init_key(k_init), "drop_path": k_drop}, jnp.asarray(x[:2]))
     params = variables["params"]
     model_state = {"batch_stats": variables["batch_stats"]}
     batch_size = int(t.batch_size)
