@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nnopt_jax.models.pooling import avg_pool_exclude_padding
 from nnopt_jax.types import Array
 
 PRIMITIVES: tuple[str, ...] = (
@@ -184,8 +185,7 @@ class Pool(nn.Module):
         if self.kind == "max":
             y = nn.max_pool(x, (3, 3), strides=(s, s), padding=_pad(1))
         else:
-            y = nn.avg_pool(x, (3, 3), strides=(s, s), padding=_pad(1),
-                            count_include_pad=False)
+            y = avg_pool_exclude_padding(x, 3, s, 1)
         if self.bn:
             y = BatchNorm(self.affine, self.track_stats)(y, train)
         return y

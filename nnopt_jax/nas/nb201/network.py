@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nnopt_jax.models.pooling import avg_pool_exclude_padding
 from nnopt_jax.nas.nb201 import space
 
 _BN_MOMENTUM = 0.9  # PyTorch momentum 0.1
@@ -91,9 +92,7 @@ class NB201Cell(nn.Module):
                 elif op == "nor_conv_3x3":
                     total = total + ReLUConvBN(self.features, 3)(nodes[j], train=train)
                 else:  # avg_pool_3x3
-                    total = total + nn.avg_pool(nodes[j], (3, 3), strides=(1, 1),
-                                                padding=((1, 1), (1, 1)),
-                                                count_include_pad=False)
+                    total = total + avg_pool_exclude_padding(nodes[j], 3, 1, 1)
             nodes.append(total)
         return nodes[-1]
 

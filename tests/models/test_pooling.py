@@ -1,0 +1,22 @@
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nnopt_jax.models.pooling import avg_pool_exclude_padding
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (1, 7, 5, 2)])
+@pytest.mark.parametrize("window,stride,padding", [(3, 1, 1), (3, 2, 1), (5, 2, 2)])
+def test_equals_flax_count_include_pad_false(shape, window, stride, padding):
+    x = jnp.asarray(np.random.default_rng(0).normal(size=shape), jnp.float32)
+    ref = nn.avg_pool(x, (window, window), strides=(stride, stride),
+                      padding=[(padding, padding)] * 2, count_include_pad=False)
+    ours = avg_pool_exclude_padding(x, window, stride, padding)
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_corner_averages_only_real_pixels():
+    x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    out = avg_pool_exclude_padding(x, 3, 1, 1)
+    assert float(out[0, 0, 0, 0]) == pytest.approx(np.mean([0, 1, 4, 5]))
