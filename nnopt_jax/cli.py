@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="genotype JSON file or published name (DARTS_V1, DARTS_V2)")
     bench = nas_sub.add_parser("bench201", help="black-box search on the NAS-Bench-201 table")
     bench.add_argument("--method", default="all",
-                       help="random, evolution, bo, or all (comma-separated)")
+                       help="random, evolution, bo, bo_overlap, or all (comma-separated); "
+                       "with --objectives: random, parego")
     bench.add_argument("--queries", type=int, default=100)
     bench.add_argument("--runs", type=int, default=10)
     bench.add_argument("--seed", type=int, default=0)
