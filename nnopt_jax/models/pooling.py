@@ -27,7 +27,9 @@ def _counts(n: int, window: int, stride: int, padding: int) -> np.ndarray:
 
 def avg_pool_exclude_padding(x: Array, window: int, stride: int, padding: int) -> Array:
     """Mean over each ``window x window`` patch of NHWC ``x``, padding not counted."""
-    total = lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, (1, window, window, 1),
+    # A concrete zero (not a traced one) makes jax pick reduce_window_sum, which
+    # has autodiff rules; the generic reduce_window has none.
+    total = lax.reduce_window(x, np.zeros((), x.dtype), lax.add, (1, window, window, 1),
                               (1, stride, stride, 1),
                               ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     rows = _counts(x.shape[1], window, stride, padding)

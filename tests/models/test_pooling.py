@@ -20,3 +20,14 @@ def test_corner_averages_only_real_pixels():
     x = jnp.arange(16.0).reshape(1, 4, 4, 1)
     out = avg_pool_exclude_padding(x, 3, 1, 1)
     assert float(out[0, 0, 0, 0]) == pytest.approx(np.mean([0, 1, 4, 5]))
+
+
+def test_differentiable_under_jit_and_matches_flax_gradient():
+    import jax
+
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 6, 6, 3)), jnp.float32)
+    w = jnp.asarray(np.random.default_rng(2).normal(size=(2, 3, 3, 3)), jnp.float32)
+    ours = jax.jit(jax.grad(lambda x: jnp.sum(avg_pool_exclude_padding(x, 3, 2, 1) * w)))(x)
+    ref = jax.grad(lambda x: jnp.sum(nn.avg_pool(x, (3, 3), strides=(2, 2), padding=[(1, 1)] * 2,
+                                                 count_include_pad=False) * w))(x)
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-6)
