@@ -175,6 +175,22 @@ class BayesianOptimizer(Optimizer):
                 return p
         return p  # the space is (nearly) exhausted: allow a repeat
 
+    def _pick(self, points: np.ndarray, scores: np.ndarray, seen: set,
+              rng: np.random.Generator) -> tuple[dict[str, Any], np.ndarray]:
+        """The best-scored valid point not yet seen (points sorted by decreasing
+        score), else a random unseen one; marks it seen, returns it and its features."""
+        choice = None
+        for pt, sc in zip(points, scores):
+            p = self.space.from_features(pt)
+            if np.isfinite(sc) and self._key(self.space.to_features(p)) not in seen:
+                choice = p
+                break
+        if choice is None:
+            choice = self._random_unseen(rng, seen)
+        f = self.space.to_features(choice)
+        seen.add(self._key(f))
+        return choice, f
+
     # -- suggestions ----------------------------------------------------------
     def _ask(self, n: int) -> list[dict[str, Any]]:
         X, y = self._data()
@@ -252,18 +268,7 @@ class BayesianOptimizer(Optimizer):
                 cand = self._candidates(X, ys, rng)
                 points, scores = _propose(params, Xp, yp, mask, np.float64(best), cand,
                                           space=self.space, cfg=self._cfg)
-                points, scores = np.asarray(points), np.asarray(scores)
-                choice = None
-                for pt, sc in zip(points, scores):
-                    p = self.space.from_features(pt)
-                    f = self.space.to_features(p)
-                    if np.isfinite(sc) and self._key(f) not in seen:
-                        choice = p
-                        break
-                if choice is None:
-                    choice = self._random_unseen(rng, seen)
-                f = self.space.to_features(choice)
-                seen.add(self._key(f))
+                choice, f = self._pick(np.asarray(points), np.asarray(scores), seen, rng)
                 out.append(choice)
                 if len(out) < n:  # fantasise the chosen point for the next one
                     Fq = np.zeros((size, d))
@@ -292,16 +297,8 @@ class BayesianOptimizer(Optimizer):
             mean, std = model.predict(cand)
             z = (ys.min() - mean) / std
             ei = std * (stats.norm.pdf(z) + z * stats.norm.cdf(z))
-            choice = None
-            for i in np.argsort(-ei):
-                p = self.space.from_features(cand[i])
-                if self._key(self.space.to_features(p)) not in seen:
-                    choice = p
-                    break
-            if choice is None:
-                choice = self._random_unseen(rng, seen)
-            f = self.space.to_features(choice)
-            seen.add(self._key(f))
+            order = np.argsort(-ei)
+            choice, f = self._pick(cand[order], ei[order], seen, rng)
             out.append(choice)
             Xf = np.concatenate([Xf, f[None]])
             yf = np.concatenate([yf, model.predict(f[None])[0]])
