@@ -41,6 +41,7 @@ class _Static(NamedTuple):
     xi: float
     beta: float
     n_restarts: int
+    n_screen: int
     fit_steps: int
     min_noise: float
     n_refine: int
@@ -53,7 +54,7 @@ class _Static(NamedTuple):
 def _fit(X, y, mask, init, seed, step, *, cfg: _Static):
     key = jax.random.fold_in(jax.random.key(seed), step)
     return gp.fit(X, y, mask, init, key=key, kernel=cfg.kernel, n_restarts=cfg.n_restarts,
-                  n_steps=cfg.fit_steps, min_noise=cfg.min_noise)
+                  n_steps=cfg.fit_steps, min_noise=cfg.min_noise, n_screen=cfg.n_screen)
 
 
 @functools.partial(jax.jit, static_argnames=("space", "cfg"))
@@ -95,6 +96,12 @@ class BayesianOptimizer(Optimizer):
         impute_failures: ``None`` (failed trials only exclude their point) or
             ``"worst"`` (fit them at the worst observed value, steering away).
         n_restarts, fit_steps: GP hyperparameter restarts and Adam steps.
+        n_screen: hyperparameter starts screened by their log posterior, of
+            which the best ``n_restarts`` are optimised (the warm start, the
+            prior mean and prior draws). A screen costs one likelihood
+            evaluation per start; with 16 starts, one restart of 15 steps
+            does better than two unscreened restarts of 30 steps, at 0.6x
+            the time per suggestion (README, HPO section).
         n_candidates: quasi-random + local candidates per suggestion.
         n_refine, refine_steps: gradient-refined candidates and their steps.
         xi: EI/PI margin; beta: UCB width.
@@ -105,7 +112,8 @@ class BayesianOptimizer(Optimizer):
     def __init__(self, space: SearchSpace, *, seed: int = 0, surrogate: str = "gp",
                  kernel: str = "matern52", acquisition: str = "logei",
                  n_initial: int | None = None, output_transform: str = "power",
-                 impute_failures: str | None = None, n_restarts: int = 2, fit_steps: int = 30,
+                 impute_failures: str | None = None, n_restarts: int = 1, n_screen: int = 16,
+                 fit_steps: int = 15,
                  n_candidates: int = 2048, n_refine: int = 8, refine_steps: int = 40,
                  xi: float = 0.0, beta: float = 2.0, min_noise: float = 1e-6,
                  journal: str | os.PathLike | None = None):
@@ -129,7 +137,7 @@ class BayesianOptimizer(Optimizer):
             raise ValueError(f"n_initial must be >= 1, got {n_initial}")
         self.n_candidates = int(n_candidates)
         self._cfg = _Static(kernel, acquisition, float(xi), float(beta), int(n_restarts),
-                            int(fit_steps), float(min_noise), int(n_refine), int(refine_steps),
+                            int(n_screen), int(fit_steps), float(min_noise), int(n_refine), int(refine_steps),
                             0.02, 16)
         design = sobol(self.n_initial, len(space), seed=[self.seed, 7919])
         self._design = [space.from_unit(u) for u in design]

@@ -232,26 +232,37 @@ def neg_log_posterior(params: GPParams, X, y, mask, *, kernel: str, min_noise: f
 
 
 def fit(X, y, mask, init: GPParams, *, key, kernel: str = "matern52", n_restarts: int = 4,
-        n_steps: int = 100, learning_rate: float = 0.1, min_noise: float = 1e-6) -> GPParams:
+        n_steps: int = 100, learning_rate: float = 0.1, min_noise: float = 1e-6,
+        n_screen: int = 0) -> GPParams:
     """MAP hyperparameters by Adam from ``n_restarts`` starts, all in one program.
 
-    Start 0 is ``init`` (a warm start), start 1 the prior mean, the rest prior
-    draws. Returns the start with the lowest negative log posterior. Pure;
+    The starts are ``init`` (a warm start), the prior mean and prior draws.
+    With ``n_screen > n_restarts``, that many starts are drawn and only the
+    ``n_restarts`` with the lowest negative log posterior are optimised: a
+    screen costs one likelihood evaluation per start, far less than a gradient
+    step, and finds the better modes of a multi-modal marginal likelihood.
+    Returns the optimised start with the lowest negative log posterior. Pure;
     jit it with every keyword except ``key`` static. (Fixed-step Adam compiles
     in seconds and is cheaper per step than L-BFGS with a line search.)
     """
     dim = X.shape[-1]
     mu, sd = prior_mean_std(dim)
-    n_rand = max(n_restarts - 2, 0)
+    n_starts = max(n_screen, n_restarts)
+    n_rand = max(n_starts - 2, 0)
     leaves, treedef = jax.tree.flatten(mu)
     keys = jax.random.split(key, len(leaves))
     draws = [m + s * jax.random.normal(k, (n_rand,) + m.shape)
              for m, s, k in zip(leaves, jax.tree.leaves(sd), keys)]
     rand = jax.tree.unflatten(treedef, draws)
-    starts = jax.tree.map(lambda a, b, c: jnp.concatenate([a[None], b[None], c])[:n_restarts],
+    starts = jax.tree.map(lambda a, b, c: jnp.concatenate([a[None], b[None], c])[:n_starts],
                           init, mu, rand)
 
     loss = lambda p: neg_log_posterior(p, X, y, mask, kernel=kernel, min_noise=min_noise)
+    if n_starts > n_restarts:
+        start_losses = jax.lax.map(loss, starts)
+        start_losses = jnp.where(jnp.isfinite(start_losses), start_losses, jnp.inf)
+        keep = jnp.argsort(start_losses)[:n_restarts]
+        starts = jax.tree.map(lambda a: a[keep], starts)
     opt = optax.adam(learning_rate)
 
     def run(p0):
