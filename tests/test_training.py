@@ -61,6 +61,13 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     assert [r["epoch"] for r in rows] == list(range(1, 13))  # no duplicated epochs
 
 
+def test_unrolled_chunks_train_exactly_like_the_scan():
+    looped = train_worker.run(None, epochs=2, devices=1)
+    unrolled = train_worker.run(None, epochs=2, devices=1, unroll=True)
+    for a, b in zip(looped, unrolled):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_resume_from_corrupt_checkpoint_falls_back_then_errors(tmp_path):
     out_dir = tmp_path / "run"
     train_worker.run(None, out_dir=str(out_dir), epochs=2, devices=1)

@@ -23,7 +23,8 @@ def get_config(variant: str = "default") -> Config:
         data=dict(name="mnist", data_dir=None, train_subset=0, test_subset=0),
         model=dict(name="lenet5", threshold=3.0),
         train=dict(batch_size=128, num_epochs=195, learning_rate=1e-3, schedule="linear",
-                   warmup_start=5, warmup_end=20, checkpoint_every=0),
+                   warmup_start=5, warmup_end=20, checkpoint_every=0,
+                   steps_per_chunk=1, unroll=True),  # XLA:CPU convolutions in loops: 7x slower
         eval_batch_size=1000,
         export=True,
     )

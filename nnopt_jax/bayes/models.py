@@ -23,8 +23,12 @@ __all__ = ["VariationalMLP", "VariationalLeNet300100", "VariationalLeNet5", "Var
 
 
 def _layer_kwargs(m) -> dict:
-    return dict(prior=m.prior, log_sigma2_init=m.log_sigma2_init, threshold=m.threshold,
-                mask_in_training=m.mask_in_training, level_init=m.level_init)
+    kw = dict(prior=m.prior, log_sigma2_init=m.log_sigma2_init, threshold=m.threshold,
+              mask_in_training=m.mask_in_training, mask_noise=m.mask_noise,
+              level_init=m.level_init)
+    if m.init_std is not None:
+        kw["kernel_init"] = nn.initializers.normal(stddev=m.init_std)
+    return kw
 
 
 class _VariationalModel(nn.Module):
@@ -33,7 +37,9 @@ class _VariationalModel(nn.Module):
     log_sigma2_init: float | None = None
     threshold: float = 3.0
     mask_in_training: bool = False
+    mask_noise: bool = True
     level_init: float = 0.2
+    init_std: float | None = None  # None: LeCun normal; the sparse-VD authors use N(0, 0.01^2)
 
 
 class VariationalLeNet300100(_VariationalModel):

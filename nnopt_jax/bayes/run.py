@@ -129,6 +129,8 @@ class _Run:
             num_epochs=num_epochs, seed=int(self.cfg.seed), eval_fn=eval_fn,
             out_dir=self.out / f"stage_{stage}",
             checkpoint_every=self.cfg.train.get("checkpoint_every") or None, resume=self.resume,
+            steps_per_chunk=int(self.cfg.train.get("steps_per_chunk", 100)),
+            unroll=bool(self.cfg.train.get("unroll", False)),
             progress=self.progress, description=f"{self.cfg.get('name', 'compress')}:{stage}")
         self.history += [dict(r, stage=stage) for r in hist]
         return state
@@ -252,7 +254,7 @@ def compress(cfg, *, out_dir, resume: bool = False, progress: bool = True) -> di
     data_dir, train_subset, test_subset), ``model`` (name: lenet300_100 | lenet5 |
     densenet, threshold, log_sigma2_init, ...), ``train`` (batch_size, num_epochs,
     learning_rate, schedule, warmup_start, warmup_end, pretrain_epochs,
-    level_lr_factor, checkpoint_every), ``pruning`` (sparsity per layer, stages,
+    level_lr_factor, checkpoint_every, steps_per_chunk, unroll), ``pruning`` (sparsity per layer, stages,
     retrain_epochs), ``seed``, ``export``.
 
     Returns:

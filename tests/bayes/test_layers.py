@@ -87,6 +87,22 @@ def test_mask_in_training_removes_pruned_weights():
     assert np.abs(np.asarray(y2) - np.asarray(params["bias"])).max() > 0.1
 
 
+def test_mask_noise_false_keeps_pruned_weights_noise_only():
+    """Pruned weights drop out of the mean but keep their variance alpha theta^2."""
+    params = _params((4, 2), log_alpha_range=(4.0, 6.0))  # every weight pruned
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(2000, 4)), jnp.float32)
+    layer = VariationalDense(features=2, mask_in_training=True, mask_noise=False)
+    y = np.asarray(layer.apply({"params": params}, x, train=True, rngs={"noise": jax.random.key(0)}),
+                   np.float64)
+    var = np.exp(np.asarray(K.log_alpha(params["theta"], params["log_sigma2"]), np.float64)) \
+        * np.asarray(params["theta"], np.float64) ** 2
+    z = (y - np.asarray(params["bias"])) / np.sqrt(np.asarray(x, np.float64) ** 2 @ var)
+    assert abs(z.mean()) < 0.1 and abs(z.std() - 1) < 0.05, (z.mean(), z.std())
+    # evaluation stays deterministic and masked
+    y_eval = layer.apply({"params": params}, x[:3])
+    np.testing.assert_allclose(y_eval, np.broadcast_to(params["bias"], (3, 2)), atol=1e-6)
+
+
 def test_training_requires_noise_rng():
     layer = VariationalDense(features=2)
     params = _params((3, 2))

@@ -22,7 +22,7 @@ def problem():
 
 
 def run(out_npz, *, out_dir=None, resume=False, epochs=3, sleep=0.0, devices=None,
-        distributed=False, checkpoint_every=None):
+        distributed=False, checkpoint_every=None, unroll=False):
     import jax
     from nnopt_jax import parallel
     if distributed:
@@ -45,7 +45,7 @@ def run(out_npz, *, out_dir=None, resume=False, epochs=3, sleep=0.0, devices=Non
     state, _ = fit(state, loss_fn=cross_entropy_loss(model), tx=tx, train_data=(x, y),
                    batch_size=32, num_epochs=epochs, seed=3, eval_fn=eval_fn, out_dir=out_dir,
                    resume=resume, mesh=mesh, progress=False, steps_per_chunk=4,
-                   checkpoint_every=checkpoint_every)
+                   checkpoint_every=checkpoint_every, unroll=unroll)
     flat = parallel.to_host(jax.tree.leaves(state.params))
     if jax.process_index() == 0 and out_npz:
         np.savez(out_npz, *flat)
