@@ -87,7 +87,7 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation):
 
 def make_train_chunk(train_step, *, augment: Callable | None = None, mesh=None,
                      unroll: bool = False):
-    """Compiles ``chunk(state, xs, ys) -> (state, mean metrics)``: a scan over steps.
+    """Compiles ``chunk(state, xs, ys) -> (state, mean metrics)``: a scan (or unrolled run) of steps.
 
     Args:
         train_step: from :func:`make_train_step`.

@@ -137,8 +137,8 @@ class BayesianOptimizer(Optimizer):
             raise ValueError(f"n_initial must be >= 1, got {n_initial}")
         self.n_candidates = int(n_candidates)
         self._cfg = _Static(kernel, acquisition, float(xi), float(beta), int(n_restarts),
-                            int(n_screen), int(fit_steps), float(min_noise), int(n_refine), int(refine_steps),
-                            0.02, 16)
+                            int(n_screen), int(fit_steps), float(min_noise), int(n_refine),
+                            int(refine_steps), 0.02, 16)
         design = sobol(self.n_initial, len(space), seed=[self.seed, 7919])
         self._design = [space.from_unit(u) for u in design]
         self._hypers: gp.GPParams | None = None
