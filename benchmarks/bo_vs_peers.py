@@ -221,13 +221,14 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     cells = json.loads(out.read_text())["cells"] if out.exists() else []
     done = {(c["method"], c["function"], c["seed"], c["n_evals"]) for c in cells}
+    bo_kwargs = json.loads(args.nnopt_kwargs)
     for seed in range(args.first_seed, args.first_seed + seeds):
         for fname in functions:
             for method in methods:
                 if (method, fname, seed, n_evals) in done:
                     continue
                 t = time.perf_counter()
-                cell = run_cell(method, fname, seed, n_evals, json.loads(args.nnopt_kwargs))
+                cell = run_cell(method, fname, seed, n_evals, bo_kwargs)
                 cells.append(cell)
                 print(f"{method:>10} {fname:>12} seed {seed}: regret {cell['final_regret']:.4g}, "
                       f"{cell['late_suggestion_s']:.4f} s/suggestion, "
