@@ -5,6 +5,10 @@ with the same budget; each run's test accuracy, wall time and command go to
 
 Run (resumable: rerun the same command after an interruption):
   nohup python experiments/darts_fashion.py --out runs/darts_fashion > runs/darts_fashion/log.txt 2>&1 &
+On two cores, train the random genotypes beside the search (the summary is
+rebuilt from every finished run on disk, so parallel processes can share OUT):
+  taskset -c 0 python experiments/darts_fashion.py --runs random --out runs/darts_fashion &
+  taskset -c 1 python experiments/darts_fashion.py --runs search,searched --out runs/darts_fashion &
 Smoke (tiny, seconds):
   python experiments/darts_fashion.py --variant smoke --out runs/darts_fashion_smoke
 """
@@ -38,7 +42,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/darts_fashion")
     ap.add_argument("--variant", default="default", choices=["default", "smoke"])
     ap.add_argument("--num-random", type=int, default=3)
-    ap.add_argument("--phase", default="all", choices=["all", "search", "train"])
+    ap.add_argument("--runs", default="search,searched,random",
+                    help="comma-separated subset of: search, searched (train the derived "
+                         "genotype; needs the search), random (train the random genotypes)")
     args = ap.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,43 +60,59 @@ def main(argv=None) -> int:
 
     search_cfg = _load(str(ROOT / "configs/nas/darts_fashion_search.py"), args.variant)
     train_cfg = _load(str(ROOT / "configs/nas/darts_fashion_train.py"), args.variant)
-    rows = []
+    runs = set(args.runs.split(","))
+    unknown = runs - {"search", "searched", "random"}
+    if unknown:
+        ap.error(f"unknown --runs {sorted(unknown)}; choose from search, searched, random")
 
-    s_out = out / "search"
-    res = _done(s_out)
-    if res is None:
-        t = time.time()
-        res = run_search(search_cfg, out_dir=s_out, resume=True)
-        res = {k: v for k, v in res.items() if k not in ("history", "state")}
-        print(f"[experiment] search finished in {time.time() - t:.0f}s", flush=True)
-    searched = genotypes.from_dict(res["genotype"])
-    rows.append({"run": "search (second order)", "val_acc_search": res.get("val_acc"),
-                 "wall_time_s": res.get("wall_time_s"),
-                 "genotype": genotypes.format_genotype(searched),
-                 "param_free_share": res.get("param_free_share")})
-    if args.phase == "search":
-        _write(out, rows, command)
-        return 0
-
-    rng = np.random.default_rng(12345)
-    candidates = [("searched", searched)] + [
-        (f"random_{i}", genotypes.random_genotype(rng)) for i in range(args.num_random)]
+    candidates = []
+    if runs & {"search", "searched"}:
+        res = _done(out / "search")
+        if res is None:
+            t = time.time()
+            res = run_search(search_cfg, out_dir=out / "search", resume=True)
+            print(f"[experiment] search finished in {time.time() - t:.0f}s", flush=True)
+        if "searched" in runs:
+            candidates.append(("searched", genotypes.from_dict(res["genotype"])))
+    if "random" in runs:
+        rng = np.random.default_rng(12345)
+        candidates += [(f"random_{i}", genotypes.random_genotype(rng))
+                       for i in range(args.num_random)]
     for name, geno in candidates:
         t_out = out / f"train_{name}"
-        r = _done(t_out)
-        if r is None:
+        if _done(t_out) is None:
             genotypes.save_genotype(geno, t_out / "genotype.json")
-            r = run_train(train_cfg, geno, out_dir=t_out, resume=True)
-        rows.append({"run": f"train {name}", "test_acc": r["test_acc"],
-                     "wall_time_s": r["wall_time_s"], "num_params": r["num_params"],
-                     "param_free_share": genotypes.parameter_free_share(geno),
-                     "genotype": genotypes.format_genotype(geno)})
-        _write(out, rows, command)
-    _write(out, rows, command)
+            run_train(train_cfg, geno, out_dir=t_out, resume=True)
+        _write(out, command)
+    _write(out, command)
     return 0
 
 
-def _write(out: pathlib.Path, rows: list[dict], command: str) -> None:
+def _rows(out: pathlib.Path) -> list[dict]:
+    """One row per finished run under ``out`` (search first, then trainings by name)."""
+    from nnopt_jax.nas.darts import genotypes
+    rows = []
+    res = _done(out / "search")
+    if res is not None:
+        rows.append({"run": "search (second order)", "val_acc_search": res.get("val_acc"),
+                     "wall_time_s": res.get("wall_time_s"),
+                     "genotype": genotypes.format_genotype(genotypes.from_dict(res["genotype"])),
+                     "param_free_share": res.get("param_free_share")})
+    for t_out in sorted(out.glob("train_*")):
+        r = _done(t_out)
+        if r is None:
+            continue
+        geno = genotypes.from_dict(r["genotype"])
+        rows.append({"run": f"train {t_out.name[len('train_'):]}", "test_acc": r["test_acc"],
+                     "wall_time_s": r["wall_time_s"], "num_params": r["num_params"],
+                     "epochs": r["epochs"],
+                     "param_free_share": genotypes.parameter_free_share(geno),
+                     "genotype": genotypes.format_genotype(geno)})
+    return rows
+
+
+def _write(out: pathlib.Path, command: str) -> None:
+    rows = _rows(out)
     (out / "summary.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2))
     lines = [f"Command: `{command}`", "", "| run | test acc | search val acc | wall time (s) | "
              "params | param-free share |", "|---|---|---|---|---|---|"]

@@ -22,13 +22,14 @@ def get_config(variant: str = "default") -> Config:
         train=dict(batch_size=64, epochs=4, lr=0.025, momentum=0.9, weight_decay=3e-4,
                    grad_clip=5.0, aux_weight=0.4, drop_path_prob=0.2, cutout=4,
                    crop_padding=1, flip=False, seed=0, checkpoint_every=0,
-                   eval_batch_size=1000, eval_every_epoch=False, steps_per_chunk=46),
+                   eval_batch_size=1000, eval_every_epoch=False, steps_per_chunk=1,
+                   unroll=True),
     )
     if variant == "smoke":
         cfg.data.num_train, cfg.data.num_test, cfg.data.image_size = 64, 64, 8
         cfg.model.channels, cfg.model.layers = 4, 3
         cfg.train.epochs, cfg.train.batch_size, cfg.train.eval_batch_size = 1, 16, 32
-        cfg.train.steps_per_chunk = 4
+        cfg.train.steps_per_chunk, cfg.train.unroll = 4, False
     elif variant != "default":
         raise ValueError(f"unknown variant {variant!r}; use 'default' or 'smoke'")
     return cfg

@@ -70,3 +70,58 @@ def test_factorized_reduce_uses_shifted_pixels_and_checks_sizes():
         fr.init(jax.random.PRNGKey(0), jnp.zeros((1, 5, 5, 2)))
     with pytest.raises(ValueError, match="unknown DARTS operation"):
         make_op("conv_7x7", 4, 1, affine=True, track_stats=True)
+
+
+@pytest.mark.parametrize("k,stride,padding,dilation", [(3, 1, 1, 1), (5, 2, 2, 1),
+                                                       (3, 2, 2, 2), (5, 1, 4, 2)])
+def test_shifted_depthwise_conv_equals_grouped_convolution(k, stride, padding, dilation):
+    """Values, first and second derivatives of the shifted-slice depthwise conv
+    against XLA's grouped convolution, float64."""
+    from nnopt_jax.nas.darts.operations import DepthwiseConv
+
+    rng = np.random.default_rng(k + stride + dilation)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=(2, 8, 8, 3)))
+        shifts = DepthwiseConv(k, stride, padding, dilation, impl="shifts")
+        conv = DepthwiseConv(k, stride, padding, dilation, impl="conv")
+        v = shifts.init(jax.random.PRNGKey(0), x)
+        assert v["params"]["kernel"].shape == (k, k, 1, 3)
+        ys, yc = shifts.apply(v, x), conv.apply(v, x)
+        assert ys.shape == yc.shape == (2, 8 // stride, 8 // stride, 3)
+        np.testing.assert_allclose(ys, yc, rtol=1e-12, atol=1e-12)
+
+        def loss(op):
+            return lambda v, x: jnp.sum(jnp.tanh(op.apply(v, x)) ** 2)
+
+        for argnum in (0, 1):
+            gs = jax.grad(loss(shifts), argnum)(v, x)
+            gc = jax.grad(loss(conv), argnum)(v, x)
+            jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12),
+                         gs, gc)
+        # reverse over reverse, as in the second-order DARTS hypergradient
+        hvp = lambda op: jax.grad(lambda x: jnp.vdot(jax.grad(loss(op))(v, x)["params"]["kernel"],
+                                                     v["params"]["kernel"]))(x)
+        np.testing.assert_allclose(hvp(shifts), hvp(conv), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="unknown depthwise impl"):
+        DepthwiseConv(3, impl="fft").init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 2)))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_max_pool_and_pointwise_conv_match_flax(stride):
+    """The CPU-friendly max pool and 1x1 conv equal flax's reduce_window max
+    pool and ``nn.Conv`` (values and gradients, float64)."""
+    from nnopt_jax.nas.darts.operations import PointwiseConv, max_pool_3x3
+
+    rng = np.random.default_rng(stride)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=(2, 8, 8, 3)))
+        ref = lambda x: nn.max_pool(x, (3, 3), strides=(stride, stride), padding=[(1, 1)] * 2)
+        ours = lambda x: max_pool_3x3(x, stride=stride)
+        np.testing.assert_array_equal(ours(x), ref(x))
+        g = lambda f: jax.grad(lambda x: jnp.sum(jnp.sin(f(x))))(x)
+        np.testing.assert_allclose(g(ours), g(ref), rtol=1e-12)
+
+        pw = PointwiseConv(5, stride=stride)
+        conv = nn.Conv(5, (1, 1), strides=stride, padding="VALID", use_bias=False)
+        v = pw.init(jax.random.PRNGKey(0), x)
+        np.testing.assert_allclose(pw.apply(v, x), conv.apply(v, x), rtol=1e-12)

@@ -2,7 +2,8 @@
 robustifying differentiable architecture search", Sec. 4).
 
 * The dominant eigenvalue of ``∇²_α L_val(w, α)`` by power iteration on exact
-  Hessian-vector products (forward-over-reverse), never forming the Hessian.
+  Hessian-vector products (reverse-over-reverse: the CPU depthwise convolution
+  is a ``custom_vjp``), never forming the Hessian.
 * The RobustDARTS early-stopping rule (DARTS-ES): stop at epoch ``i`` when
   ``mean(λ[i-2k+1 .. i-k]) / mean(λ[i-k+1 .. i]) < threshold`` and return the
   architecture of epoch ``i - k``.
@@ -23,8 +24,11 @@ from nnopt_jax.types import Array, PRNGKey
 
 
 def hvp(f: Callable, x, v):
-    """Hessian-vector product ``∇²f(x) v`` (forward-over-reverse)."""
-    return jax.jvp(jax.grad(f), (x,), (v,))[1]
+    """Hessian-vector product ``∇²f(x) v = ∇_x ⟨∇f(x), v⟩`` (reverse-over-reverse)."""
+    def inner(x):
+        return sum(jnp.vdot(g, vi) for g, vi in zip(jax.tree.leaves(jax.grad(f)(x)),
+                                                     jax.tree.leaves(v)))
+    return jax.grad(inner)(x)
 
 
 def _normalise(v):

@@ -90,7 +90,8 @@ def run_train(cfg, genotype: Genotype, *, out_dir=None, resume: bool = False,
     Config blocks: ``data`` (name, data_dir, num_train), ``model`` (channels,
     layers, auxiliary), ``train`` (batch_size, epochs, lr, momentum,
     weight_decay, grad_clip, aux_weight, drop_path_prob, cutout, crop_padding,
-    flip, seed, checkpoint_every, eval_batch_size). ``data`` may also pass
+    flip, seed, checkpoint_every, eval_batch_size, steps_per_chunk, unroll:
+    trace each chunk's steps straight-line, faster for convolutions on XLA:CPU). ``data`` may also pass
     ``(x_train, y_train, x_test, y_test, num_classes)``.
     """
     from nnopt_jax.training import evaluate, fit, init_train_state
@@ -155,7 +156,7 @@ def run_train(cfg, genotype: Genotype, *, out_dir=None, resume: bool = False,
                          out_dir=out, checkpoint_every=t.get("checkpoint_every") or None,
                          resume=resume, augment=augment, progress=progress,
                          steps_per_chunk=int(t.get("steps_per_chunk", 50)),
-                         description="darts train")
+                         unroll=bool(t.get("unroll", False)), description="darts train")
     test = evaluate(apply_fn, state.params, state.model_state, x_test, y_test,
                     batch_size=eval_bs)
     results = {"test_error": test["error"], "test_acc": 1.0 - test["error"],
