@@ -142,11 +142,13 @@ def depthwise_conv(x: Array, kernel: Array, stride: int, padding: int,
     pass (2 ms).
 
     The input gradient is again a shifted sum, of the (stride-dilated) output
-    gradient with the flipped kernel, through this same function, so that
-    gradients of gradients (second-order DARTS) stay shifted sums too; autodiff
-    of the slices would give ``k²`` conditional pads per element instead. Being
-    a ``custom_vjp``, it supports reverse mode only (use reverse-over-reverse
-    Hessian-vector products).
+    gradient with the flipped kernel, through this same function, and the
+    kernel gradient (:func:`depthwise_kernel_grad`) has a VJP made of such sums,
+    so gradients of gradients (second-order DARTS) stay shifted sums; autodiff
+    of the slices would give ``k²`` conditional pads per element instead (1.5x
+    slower, and XLA:CPU crashed compiling the second-order step of a 5-cell
+    network). Being a ``custom_vjp``, it supports reverse mode only (use
+    reverse-over-reverse Hessian-vector products).
 
     Args:
       x: ``(N, H, W, C)`` input.
@@ -163,25 +165,58 @@ def _depthwise_fwd(x, kernel, stride, padding, dilation):
 
 
 def _depthwise_bwd(stride, padding, dilation, residuals, dy):
-    """``x_pad[s·o + d·i] · k[i]`` summed over o, i: the input gradient at
-    row ``t`` is ``Σ_i dy_up[t + p − d·i] · k[i]`` with ``dy_up`` the output
-    gradient with ``s − 1`` zeros between rows; padding ``dy_up`` by
-    ``d(k−1) − p`` in front turns it into a correlation with the flipped kernel."""
     x, kernel = residuals
-    k, (_, h, w, _) = kernel.shape[0], x.shape
-    s, p, d = stride, padding, dilation
-    lo = d * (k - 1) - p
-    hi_h = h + p - s * (dy.shape[1] - 1) - 1
-    hi_w = w + p - s * (dy.shape[2] - 1) - 1
-    dy_up = jax.lax.pad(dy, jnp.zeros((), dy.dtype),
-                        ((0, 0, 0), (lo, hi_h, s - 1), (lo, hi_w, s - 1), (0, 0, 0)))
-    dx = depthwise_conv(dy_up, kernel[::-1, ::-1], 1, 0, d)
-    dk = jnp.stack([jnp.sum(tap * dy, axis=(0, 1, 2)) for _, tap in
-                    _taps(x, k, stride=s, padding=p, dilation=d)])
-    return dx, dk.reshape(kernel.shape)
+    return (_depthwise_input_grad(dy, kernel, x.shape[1:3], stride, padding, dilation),
+            depthwise_kernel_grad(x, dy, kernel.shape[0], stride, padding, dilation))
 
 
 depthwise_conv.defvjp(_depthwise_fwd, _depthwise_bwd)
+
+
+def _depthwise_input_grad(dy: Array, kernel: Array, size: tuple[int, int], stride: int,
+                          padding: int, dilation: int) -> Array:
+    """The input gradient of :func:`depthwise_conv`, itself a depthwise conv.
+
+    Row ``t`` of the input gradient is ``Σ_i dy_up[t + p − d·i] · k[i]``, with
+    ``dy_up`` the output gradient with ``s − 1`` zeros between rows; padding
+    ``dy_up`` by ``d(k−1) − p`` in front makes it a correlation with the
+    flipped kernel.
+    """
+    k, (h, w), (s, p, d) = kernel.shape[0], size, (stride, padding, dilation)
+    lo = d * (k - 1) - p
+    dy_up = jax.lax.pad(dy, jnp.zeros((), dy.dtype),
+                        ((0, 0, 0), (lo, h + p - s * (dy.shape[1] - 1) - 1, s - 1),
+                         (lo, w + p - s * (dy.shape[2] - 1) - 1, s - 1), (0, 0, 0)))
+    return depthwise_conv(dy_up, kernel[::-1, ::-1], 1, 0, d)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def depthwise_kernel_grad(x: Array, dy: Array, k: int, stride: int, padding: int,
+                          dilation: int) -> Array:
+    """The kernel gradient of :func:`depthwise_conv`:
+    ``dk[i, j, 0, c] = Σ_{n,h,w} x_pad[n, s·h + d·i, s·w + d·j, c] · dy[n, h, w, c]``.
+
+    Bilinear in ``(x, dy)``; its own VJP is written with depthwise convolutions
+    (cotangent ``g``: ``x̄`` = the input gradient of a conv with kernel ``g``,
+    ``d̄y`` = the conv of ``x`` with kernel ``g``), so the second-order DARTS
+    graph stays made of shifted sums.
+    """
+    taps = _taps(x, k, stride=stride, padding=padding, dilation=dilation)
+    return jnp.stack([jnp.sum(tap * dy, axis=(0, 1, 2)) for _, tap in taps]).reshape(
+        k, k, 1, x.shape[-1])
+
+
+def _kernel_grad_fwd(x, dy, k, stride, padding, dilation):
+    return depthwise_kernel_grad(x, dy, k, stride, padding, dilation), (x, dy)
+
+
+def _kernel_grad_bwd(k, stride, padding, dilation, residuals, g):
+    x, dy = residuals
+    return (_depthwise_input_grad(dy, g, x.shape[1:3], stride, padding, dilation),
+            depthwise_conv(x, g, stride, padding, dilation))
+
+
+depthwise_kernel_grad.defvjp(_kernel_grad_fwd, _kernel_grad_bwd)
 
 
 def _tree_sum(terms: list[Array]) -> Array:
