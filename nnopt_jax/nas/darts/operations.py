@@ -220,10 +220,9 @@ depthwise_kernel_grad.defvjp(_kernel_grad_fwd, _kernel_grad_bwd)
 
 
 def _tree_sum(terms: list[Array]) -> Array:
-    """Pairwise sum: an expression ``log2(n)`` deep instead of ``n``. XLA
-    fuses each sum into one kernel and its code generator recurses through the
-    expression; with the second-order hypergradient nested chains of 25 terms
-    overflowed the 8 MB stack while compiling."""
+    """Pairwise sum: an expression ``log2(n)`` additions deep instead of ``n``
+    (XLA fuses the sum into one kernel whose code generation recurses through
+    the expression)."""
     while len(terms) > 1:
         terms = [a + b for a, b in zip(terms[::2], terms[1::2])] + terms[len(terms) // 2 * 2:]
     return terms[0]
@@ -232,8 +231,9 @@ def _tree_sum(terms: list[Array]) -> Array:
 class DepthwiseConv(nn.Module):
     """Depthwise ``k x k`` convolution without bias (see :func:`depthwise_conv`).
 
-    ``impl="auto"`` uses the shifted sum on CPU and XLA's grouped convolution on
-    accelerators, where cuDNN runs it well; both give the same numbers.
+    ``impl="auto"`` uses the shifted sum on CPU and XLA's grouped convolution
+    elsewhere (accelerator libraries have dedicated depthwise kernels; not
+    measured here); both give the same numbers.
     """
 
     kernel_size: int
