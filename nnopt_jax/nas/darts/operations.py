@@ -123,8 +123,9 @@ def _taps(x: Array, k: int, *, stride: int, padding: int, dilation: int = 1,
 
 def max_pool_3x3(x: Array, *, stride: int) -> Array:
     """3x3 max pooling, padding 1 (padded cells never win), as a maximum over
-    the nine stacked taps: on XLA:CPU it runs 5x faster forward and 1.7x
-    faster backward than ``reduce_window`` and its select-and-scatter gradient."""
+    the nine stacked taps. On XLA:CPU (a 128x16x16x8 batch, one core) it took
+    0.3 ms forward and 6.7 ms for the gradient against 1.7 ms and 11.6 ms for
+    ``reduce_window`` and its select-and-scatter gradient."""
     taps = [tap for _, tap in _taps(x, 3, stride=stride, padding=1, pad_value=-jnp.inf)]
     return jnp.max(jnp.stack(taps), axis=0)
 
