@@ -9,6 +9,9 @@ On two cores, train the random genotypes beside the search (the summary is
 rebuilt from every finished run on disk, so parallel processes can share OUT):
   taskset -c 0 python experiments/darts_fashion.py --runs random --out runs/darts_fashion &
   taskset -c 1 python experiments/darts_fashion.py --runs search,searched --out runs/darts_fashion &
+Several training seeds per genotype (the same genotype moves by about 1 % between
+seeds at this budget; the summary adds mean and standard deviation per genotype):
+  taskset -c 0 python experiments/darts_fashion.py --runs searched,random --seeds 0,1,2 --out runs/darts_fashion
 Smoke (tiny, seconds):
   python experiments/darts_fashion.py --variant smoke --out runs/darts_fashion_smoke
 """
@@ -45,6 +48,9 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", default="search,searched,random",
                     help="comma-separated subset of: search, searched (train the derived "
                          "genotype; needs the search), random (train the random genotypes)")
+    ap.add_argument("--seeds", default="0",
+                    help="comma-separated training seeds (train.seed); each genotype is trained "
+                         "once per seed, into train_NAME (seed 0) or train_NAME_seedS")
     args = ap.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -64,6 +70,10 @@ def main(argv=None) -> int:
     unknown = runs - {"search", "searched", "random"}
     if unknown:
         ap.error(f"unknown --runs {sorted(unknown)}; choose from search, searched, random")
+    try:
+        seeds = [int(v) for v in args.seeds.split(",")]
+    except ValueError:
+        ap.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
 
     candidates = []
     if runs & {"search", "searched"}:
@@ -78,12 +88,15 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(12345)
         candidates += [(f"random_{i}", genotypes.random_genotype(rng))
                        for i in range(args.num_random)]
-    for name, geno in candidates:
-        t_out = out / f"train_{name}"
-        if _done(t_out) is None:
-            genotypes.save_genotype(geno, t_out / "genotype.json")
-            run_train(train_cfg, geno, out_dir=t_out, resume=True)
-        _write(out, command)
+    from nnopt_jax.config import apply_overrides
+    for seed in seeds:
+        for name, geno in candidates:
+            t_out = out / (f"train_{name}" + (f"_seed{seed}" if seed else ""))
+            if _done(t_out) is None:
+                genotypes.save_genotype(geno, t_out / "genotype.json")
+                cfg = apply_overrides(train_cfg, [f"train.seed={seed}"])
+                run_train(cfg, geno, out_dir=t_out, resume=True)
+            _write(out, command)
     _write(out, command)
     return 0
 
@@ -103,7 +116,9 @@ def _rows(out: pathlib.Path) -> list[dict]:
         if r is None:
             continue
         geno = genotypes.from_dict(r["genotype"])
-        rows.append({"run": f"train {t_out.name[len('train_'):]}", "test_acc": r["test_acc"],
+        name, _, seed = t_out.name[len("train_"):].partition("_seed")
+        rows.append({"run": f"train {name}", "genotype_name": name, "seed": int(seed or 0),
+                     "test_acc": r["test_acc"],
                      "wall_time_s": r["wall_time_s"], "num_params": r["num_params"],
                      "epochs": r["epochs"],
                      "param_free_share": genotypes.parameter_free_share(geno),
@@ -111,17 +126,35 @@ def _rows(out: pathlib.Path) -> list[dict]:
     return rows
 
 
+def _per_genotype(rows: list[dict]) -> list[dict]:
+    """Test accuracy over training seeds, per genotype: mean, sample std, n."""
+    by_name: dict[str, list[float]] = {}
+    for r in rows:
+        if "genotype_name" in r:
+            by_name.setdefault(r["genotype_name"], []).append(r["test_acc"])
+    return [{"genotype": name, "n": len(a), "mean_test_acc": float(np.mean(a)),
+             "std_test_acc": float(np.std(a, ddof=1)) if len(a) > 1 else None}
+            for name, a in by_name.items()]
+
+
 def _write(out: pathlib.Path, command: str) -> None:
     rows = _rows(out)
-    (out / "summary.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2))
-    lines = [f"Command: `{command}`", "", "| run | test acc | search val acc | wall time (s) | "
-             "params | param-free share |", "|---|---|---|---|---|---|"]
+    means = _per_genotype(rows)
+    (out / "summary.json").write_text(json.dumps({"command": command, "rows": rows,
+                                                  "per_genotype": means}, indent=2))
+    lines = [f"Command: `{command}`", "", "| run | seed | test acc | search val acc | wall time (s) | "
+             "params | param-free share |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         def f(k, fmt):
             return fmt.format(r[k]) if r.get(k) is not None else ""
-        lines.append(f"| {r['run']} | {f('test_acc', '{:.4f}')} | {f('val_acc_search', '{:.4f}')} "
+        lines.append(f"| {r['run']} | {f('seed', '{:d}')} | {f('test_acc', '{:.4f}')} "
+                     f"| {f('val_acc_search', '{:.4f}')} "
                      f"| {f('wall_time_s', '{:.0f}')} | {f('num_params', '{:d}')} "
                      f"| {f('param_free_share', '{:.2f}')} |")
+    lines += ["", "| genotype | seeds | mean test acc | std |", "|---|---|---|---|"]
+    for m in means:
+        std = f"{m['std_test_acc']:.4f}" if m["std_test_acc"] is not None else ""
+        lines.append(f"| {m['genotype']} | {m['n']} | {m['mean_test_acc']:.4f} | {std} |")
     lines += ["", "Genotypes:", ""] + [f"- {r['run']}: {r['genotype']}".replace("\n", "; ")
                                        for r in rows]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
