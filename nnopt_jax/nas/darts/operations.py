@@ -197,14 +197,34 @@ def depthwise_kernel_grad(x: Array, dy: Array, k: int, stride: int, padding: int
     """The kernel gradient of :func:`depthwise_conv`:
     ``dk[i, j, 0, c] = Σ_{n,h,w} x_pad[n, s·h + d·i, s·w + d·j, c] · dy[n, h, w, c]``.
 
+    Computed as ``Σ_{n,u,v} x[n, u, v, c] · dy_up[n, u + p − d·i, v + p − d·j, c]``
+    with ``dy_up`` the output gradient with ``s − 1`` zeros between rows and
+    columns (zero outside): the ``k²`` shifted slices are taken of the gradient,
+    not of ``x``. Slices of ``x`` depend on forward values only, and XLA:CPU
+    scheduled them in the forward pass and kept all ``k²`` of every convolution
+    alive until the backward pass (3.7 of the 4.8 GB peak of a first-order
+    paper-configuration step at batch 8); slices of ``dy`` cannot run before
+    ``dy`` exists. On a 6-layer 5x5 stack (8x32x32x16, one core) the gradient
+    went from 212 ms and 82 MB of temporaries to 90 ms and 19 MB.
+
     Bilinear in ``(x, dy)``; its own VJP is written with depthwise convolutions
     (cotangent ``g``: ``x̄`` = the input gradient of a conv with kernel ``g``,
     ``d̄y`` = the conv of ``x`` with kernel ``g``), so the second-order DARTS
     graph stays made of shifted sums.
     """
-    taps = _taps(x, k, stride=stride, padding=padding, dilation=dilation)
-    return jnp.stack([jnp.sum(tap * dy, axis=(0, 1, 2)) for _, tap in taps]).reshape(
-        k, k, 1, x.shape[-1])
+    n, h, w, c = x.shape
+    s, p, d = stride, padding, dilation
+    lo = d * (k - 1)  # the largest backward shift; dy_up starts at index lo
+    dy_up = jax.lax.pad(dy, jnp.zeros((), dy.dtype),
+                        ((0, 0, 0), (lo, p + h - s * (dy.shape[1] - 1) - 1, s - 1),
+                         (lo, p + w - s * (dy.shape[2] - 1) - 1, s - 1), (0, 0, 0)))
+    sums = []
+    for i in range(k):
+        for j in range(k):
+            a, b = lo + p - d * i, lo + p - d * j
+            shifted = jax.lax.slice(dy_up, (0, a, b, 0), (n, a + h, b + w, c))
+            sums.append(jnp.sum(x * shifted, axis=(0, 1, 2)))
+    return jnp.stack(sums).reshape(k, k, 1, c)
 
 
 def _kernel_grad_fwd(x, dy, k, stride, padding, dilation):
