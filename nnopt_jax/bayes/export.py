@@ -13,6 +13,7 @@ is viewed as a matrix W2 of shape (out, prod(shape[:-1])), rows = output units.
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 from typing import Mapping
@@ -125,12 +126,20 @@ def export_quantized(params: Mapping, info: Mapping[str, dict], out_dir, *, arch
                   {"format": "ternary2bit", "arch": arch, "layers": layers, "dense_bytes": dense_bytes})
 
 
+SPARSE_MAX_DENSITY = 0.05
+"""Layers with more non-zeros than this share are multiplied densely (BLAS) by
+``predict``: scipy's CSR product runs at about 1 GFLOP/s on one core here,
+BLAS at tens, so a sparse product only wins for very sparse layers. Storage
+stays compressed either way."""
+
+
 class ExportedModel:
-    """A loaded export: sparse matrices per layer and a numpy/scipy ``predict``."""
+    """A loaded export: per layer a CSR matrix (or, above
+    :data:`SPARSE_MAX_DENSITY`, its dense expansion) and a numpy/scipy ``predict``."""
 
     def __init__(self, meta: dict, arrays: Mapping[str, np.ndarray]):
         self.meta = meta
-        self.matrices: dict[str, sp.csr_matrix] = {}
+        self.matrices: dict[str, sp.csr_matrix | np.ndarray] = {}
         self.biases: dict[str, np.ndarray] = {}
         for name, layer in meta["layers"].items():
             key, shape = layer["key"], layer["shape"]
@@ -144,7 +153,7 @@ class ExportedModel:
                 m.eliminate_zeros()
             else:
                 raise ValueError(f"unknown export format {meta['format']!r}")
-            self.matrices[name] = m
+            self.matrices[name] = m.toarray() if m.nnz > SPARSE_MAX_DENSITY * n_out * n_in else m
             if f"{key}_bias" in arrays:
                 self.biases[name] = np.asarray(arrays[f"{key}_bias"])
 
@@ -165,21 +174,27 @@ class ExportedModel:
         """Kernels in their original layout (Dense (in, out), conv HWIO)."""
         out = {}
         for name, layer in self.meta["layers"].items():
-            out[name] = self.matrices[name].toarray().T.reshape(layer["shape"])
+            m = self.matrices[name]
+            out[name] = (m.toarray() if sp.issparse(m) else m).T.reshape(layer["shape"])
         return out
 
+    def _product(self, name, columns):
+        """``W @ columns + b``, with ``columns`` of shape (fan_in, m), C-contiguous:
+        scipy's sparse-dense product runs along rows of the dense operand."""
+        y = self.matrices[name] @ np.ascontiguousarray(columns)
+        return y + self.biases[name][:, None] if name in self.biases else y
+
     def _linear(self, name, x2d):
-        y = (self.matrices[name] @ x2d.T).T
-        return y + self.biases[name] if name in self.biases else y
+        return self._product(name, x2d.T).T
 
     def _conv(self, name, x):
         kh, kw, cin, cout = self.meta["layers"][name]["shape"]
         n, h, w, c = x.shape
         ho, wo = h - kh + 1, w - kw + 1
-        # im2col: patches (n*ho*wo, kh*kw*cin) in HWIO order
+        # im2col, transposed: columns (kh*kw*cin, n*ho*wo) in HWIO row order
         s = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))  # n, ho, wo, c, kh, kw
-        patches = np.ascontiguousarray(s.transpose(0, 1, 2, 4, 5, 3)).reshape(n * ho * wo, kh * kw * c)
-        return self._linear(name, patches).reshape(n, ho, wo, cout)
+        columns = s.transpose(4, 5, 3, 0, 1, 2).reshape(kh * kw * c, n * ho * wo)
+        return self._product(name, columns).T.reshape(n, ho, wo, cout)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits of the exported network on ``x`` (NHWC float32), computed with sparse products."""
@@ -198,9 +213,17 @@ class ExportedModel:
             elif op == "relu":
                 x = np.maximum(x, 0.0)
             elif op == "maxpool":
-                n, h, w, c = x.shape
-                x = x[:, : h // arg * arg, : w // arg * arg].reshape(n, h // arg, arg, w // arg, arg, c).max((2, 4))
+                x = _max_pool(x, arg)
         return np.asarray(x)
+
+
+def _max_pool(x: np.ndarray, k: int) -> np.ndarray:
+    """``k x k`` max pooling with stride ``k`` (NHWC), as the maximum of ``k²``
+    strided views (numpy's ``max`` over the two window axes of a reshape is
+    several times slower)."""
+    h, w = x.shape[1] // k * k, x.shape[2] // k * k
+    views = [x[:, i:h:k, j:w:k] for i in range(k) for j in range(k)]
+    return functools.reduce(np.maximum, views)
 
 
 def load_export(path) -> ExportedModel:

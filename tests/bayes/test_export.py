@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from nnopt_jax.bayes import compression as C
 from nnopt_jax.bayes import export as E
@@ -38,12 +39,13 @@ def test_pack_unpack_2bit_round_trip():
     np.testing.assert_array_equal(E.unpack_2bit(packed, codes.size), codes)
 
 
+@pytest.mark.parametrize("frac", [0.8, 0.99])  # predict multiplies densely / sparsely
 @pytest.mark.parametrize("arch,shape", [("lenet300_100", (5, 28, 28, 1)), ("lenet5", (3, 28, 28, 1))])
-def test_sparse_export_round_trip(arch, shape, tmp_path):
+def test_sparse_export_round_trip(arch, shape, frac, tmp_path):
     rng = np.random.default_rng(0)
     model = get_model(arch)
     x = jnp.asarray(rng.uniform(size=shape), jnp.float32)
-    params = _sparsify(_init_params(model, x, rng), rng)
+    params = _sparsify(_init_params(model, x, rng), rng, frac)
     weights = C.deterministic_weights(params)
     biases = {n: np.asarray(p["bias"]) + 0.01 for n, p in C.iter_layers(params)}
     params = {n: dict(p, bias=jnp.asarray(biases[n])) for n, p in params.items()}
@@ -54,6 +56,14 @@ def test_sparse_export_round_trip(arch, shape, tmp_path):
     expected = np.asarray(jax.jit(lambda p, x: model.apply({"params": p}, x))(params, x))
     np.testing.assert_allclose(loaded.predict(np.asarray(x)), expected, rtol=1e-4, atol=1e-4)
     assert meta["bytes"] < 0.5 * meta["dense_bytes"]  # 80 % pruned: CSR is really smaller
+    sparse = {n: sp.issparse(m) for n, m in loaded.matrices.items()}
+    assert all(sparse.values()) if frac == 0.99 else not any(sparse.values())
+
+
+def test_max_pool_matches_window_maximum():
+    x = np.random.default_rng(0).normal(size=(2, 9, 7, 3)).astype(np.float32)
+    expected = x[:, :8, :6].reshape(2, 4, 2, 3, 2, 3).max((2, 4))
+    np.testing.assert_array_equal(E._max_pool(x, 2), expected)
 
 
 def test_quantized_export_round_trip(tmp_path):
