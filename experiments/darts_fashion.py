@@ -12,6 +12,7 @@ rebuilt from every finished run on disk, so parallel processes can share OUT):
 Several training seeds per genotype (the same genotype moves by about 1 % between
 seeds at this budget; the summary adds mean and standard deviation per genotype):
   taskset -c 0 python experiments/darts_fashion.py --runs searched,random --seeds 0,1,2 --out runs/darts_fashion
+(split the trainings between processes with ``--genotypes searched,random_0``).
 Smoke (tiny, seconds):
   python experiments/darts_fashion.py --variant smoke --out runs/darts_fashion_smoke
 """
@@ -48,6 +49,9 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", default="search,searched,random",
                     help="comma-separated subset of: search, searched (train the derived "
                          "genotype; needs the search), random (train the random genotypes)")
+    ap.add_argument("--genotypes", default=None,
+                    help="comma-separated subset of the genotypes to train (searched, random_0, ...), "
+                         "e.g. to split the trainings between processes")
     ap.add_argument("--seeds", default="0",
                     help="comma-separated training seeds (train.seed); each genotype is trained "
                          "once per seed, into train_NAME (seed 0) or train_NAME_seedS")
@@ -88,6 +92,12 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(12345)
         candidates += [(f"random_{i}", genotypes.random_genotype(rng))
                        for i in range(args.num_random)]
+    if args.genotypes:
+        wanted = set(args.genotypes.split(","))
+        unknown = wanted - {name for name, _ in candidates}
+        if unknown:
+            ap.error(f"--genotypes {sorted(unknown)} not among {[n for n, _ in candidates]} (check --runs)")
+        candidates = [(name, geno) for name, geno in candidates if name in wanted]
     from nnopt_jax.config import apply_overrides
     for seed in seeds:
         for name, geno in candidates:

@@ -50,3 +50,8 @@ def test_summary_groups_seeds_by_genotype(experiment, tmp_path):
 def test_bad_seeds_are_rejected(experiment, tmp_path):
     with pytest.raises(SystemExit):
         experiment.main(["--seeds", "0,x", "--out", str(tmp_path), "--runs", "random"])
+
+
+def test_unknown_genotype_names_are_rejected(experiment, tmp_path):
+    with pytest.raises(SystemExit):
+        experiment.main(["--runs", "random", "--genotypes", "searched", "--out", str(tmp_path)])
