@@ -57,6 +57,8 @@ def run_jax(cfg: dict, order: str, iters: int) -> dict:
     t = time.perf_counter()
     compiled = step.lower(state, tb, vb).compile()
     compile_s = time.perf_counter() - t
+    # XLA:CPU packs every temporary of the step into one allocation of this size
+    temp_gb = compiled.memory_analysis().temp_size_in_bytes / 1e9
     state, m = compiled(state, tb, vb)
     jax.block_until_ready(state)
     times = []
@@ -66,7 +68,7 @@ def run_jax(cfg: dict, order: str, iters: int) -> dict:
         jax.block_until_ready(state)
         times.append(time.perf_counter() - t)
     return {"compile_s": compile_s, "step_s": float(np.median(times)), "times": times,
-            "peak_rss_mb": _peak_mb()}
+            "peak_rss_mb": _peak_mb(), "xla_temp_gb": temp_gb}
 
 
 # ----------------------------------------------------------------------------- PyTorch
