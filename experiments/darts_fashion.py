@@ -165,8 +165,8 @@ def _write(out: pathlib.Path, command: str) -> None:
     for m in means:
         std = f"{m['std_test_acc']:.4f}" if m["std_test_acc"] is not None else ""
         lines.append(f"| {m['genotype']} | {m['n']} | {m['mean_test_acc']:.4f} | {std} |")
-    lines += ["", "Genotypes:", ""] + [f"- {r['run']}: {r['genotype']}".replace("\n", "; ")
-                                       for r in rows]
+    genotype_lines = {f"- {r['run']}: {r['genotype']}".replace("\n", "; "): None for r in rows}
+    lines += ["", "Genotypes:", ""] + list(genotype_lines)  # once per genotype, in order
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
 

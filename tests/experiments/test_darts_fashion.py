@@ -44,7 +44,9 @@ def test_summary_groups_seeds_by_genotype(experiment, tmp_path):
     np.testing.assert_allclose(means["searched"]["mean_test_acc"], 0.86)
     np.testing.assert_allclose(means["searched"]["std_test_acc"], np.std([0.85, 0.87], ddof=1))
     assert means["random_0"]["std_test_acc"] is None
-    assert "| searched | 2 | 0.8600 |" in (tmp_path / "summary.md").read_text()
+    md = (tmp_path / "summary.md").read_text()
+    assert "| searched | 2 | 0.8600 |" in md
+    assert md.count("- train searched:") == 1  # each genotype listed once
 
 
 def test_bad_seeds_are_rejected(experiment, tmp_path):
