@@ -197,7 +197,7 @@ class ExportedModel:
         return self._product(name, columns).T.reshape(n, ho, wo, cout)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Logits of the exported network on ``x`` (NHWC float32), computed with sparse products."""
+        """Logits of the exported network on ``x`` (NHWC float32): each layer a CSR or a dense product."""
         arch = self.meta.get("arch")
         if arch not in ARCHITECTURES:
             raise ValueError(f"sparse inference supports the architectures {sorted(ARCHITECTURES)}, "
