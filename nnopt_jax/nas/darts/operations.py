@@ -183,12 +183,20 @@ def _depthwise_input_grad(dy: Array, kernel: Array, size: tuple[int, int], strid
     ``dy_up`` by ``d(k−1) − p`` in front makes it a correlation with the
     flipped kernel.
     """
-    k, (h, w), (s, p, d) = kernel.shape[0], size, (stride, padding, dilation)
-    lo = d * (k - 1) - p
-    dy_up = jax.lax.pad(dy, jnp.zeros((), dy.dtype),
-                        ((0, 0, 0), (lo, h + p - s * (dy.shape[1] - 1) - 1, s - 1),
-                         (lo, w + p - s * (dy.shape[2] - 1) - 1, s - 1), (0, 0, 0)))
+    k, d = kernel.shape[0], dilation
+    dy_up = _dilate_and_pad(dy, size, stride, padding, front=d * (k - 1) - padding)
     return depthwise_conv(dy_up, kernel[::-1, ::-1], 1, 0, d)
+
+
+def _dilate_and_pad(dy: Array, size: tuple[int, int], stride: int, padding: int,
+                    front: int) -> Array:
+    """``dy`` with ``stride − 1`` zeros between rows and columns, ``front`` zeros
+    before them and, after them, zeros up to index ``size + padding`` (rows and
+    columns of the padded input that the last output position does not reach)."""
+    (h, w), s, p = size, stride, padding
+    return jax.lax.pad(dy, jnp.zeros((), dy.dtype),
+                       ((0, 0, 0), (front, h + p - s * (dy.shape[1] - 1) - 1, s - 1),
+                        (front, w + p - s * (dy.shape[2] - 1) - 1, s - 1), (0, 0, 0)))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
@@ -213,11 +221,9 @@ def depthwise_kernel_grad(x: Array, dy: Array, k: int, stride: int, padding: int
     graph stays made of shifted sums.
     """
     n, h, w, c = x.shape
-    s, p, d = stride, padding, dilation
+    p, d = padding, dilation
     lo = d * (k - 1)  # the largest backward shift; dy_up starts at index lo
-    dy_up = jax.lax.pad(dy, jnp.zeros((), dy.dtype),
-                        ((0, 0, 0), (lo, p + h - s * (dy.shape[1] - 1) - 1, s - 1),
-                         (lo, p + w - s * (dy.shape[2] - 1) - 1, s - 1), (0, 0, 0)))
+    dy_up = _dilate_and_pad(dy, (h, w), stride, p, front=lo)
     sums = []
     for i in range(k):
         for j in range(k):
