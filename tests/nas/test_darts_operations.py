@@ -125,3 +125,39 @@ def test_max_pool_and_pointwise_conv_match_flax(stride):
         conv = nn.Conv(5, (1, 1), strides=stride, padding="VALID", use_bias=False)
         v = pw.init(jax.random.PRNGKey(0), x)
         np.testing.assert_allclose(pw.apply(v, x), conv.apply(v, x), rtol=1e-12)
+
+
+def test_max_pool_routes_gradient_of_ties_like_select_and_scatter():
+    """Integer inputs make ties in most windows: the gradient goes to the first
+    maximum of each window, as XLA's select-and-scatter (flax's max pool)."""
+    from nnopt_jax.nas.darts.operations import max_pool_3x3
+
+    x = jnp.asarray(np.random.default_rng(3).integers(0, 3, size=(2, 7, 7, 3)), jnp.float32)
+    for stride in (1, 2):
+        ref = lambda x: nn.max_pool(x, (3, 3), strides=(stride, stride), padding=[(1, 1)] * 2)
+        ours = lambda x: max_pool_3x3(x, stride=stride)
+        w = jnp.asarray(np.random.default_rng(stride).normal(size=ref(x).shape), jnp.float32)
+        g = lambda f: jax.grad(lambda x: jnp.sum(f(x) * w))(x)
+        np.testing.assert_allclose(g(ours), g(ref), rtol=1e-6, atol=1e-6)
+
+
+def test_batch_normalize_closed_form_vjp_matches_autodiff():
+    """Value, gradient and gradient of the gradient (second-order DARTS) of the
+    batch-statistics normalisation against autodiff of its formula, float64."""
+    from nnopt_jax.nas.darts.operations import BN_EPS, batch_normalize
+
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.normal(size=(3, 4, 4, 5)) * 2.0 + 1.0)
+        w = jnp.asarray(rng.normal(size=x.shape))
+
+        def ref(x):
+            mean = jnp.mean(x, (0, 1, 2))
+            return (x - mean) / jnp.sqrt(jnp.mean((x - mean) ** 2, (0, 1, 2)) + BN_EPS)
+
+        loss = lambda bn: (lambda x: jnp.sum(jnp.tanh(bn(x)) * w))
+        np.testing.assert_allclose(batch_normalize(x), ref(x), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(jax.grad(loss(batch_normalize))(x), jax.grad(loss(ref))(x),
+                                   rtol=1e-10, atol=1e-12)
+        hess = lambda bn: jax.grad(lambda x: jnp.sum(jax.grad(loss(bn))(x) ** 2))(x)
+        np.testing.assert_allclose(hess(batch_normalize), hess(ref), rtol=1e-10, atol=1e-12)

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nnopt_jax.nas.darts.materialize import materialize, materialize_cotangent
 from nnopt_jax.nas.darts.operations import (
     PRIMITIVES, BatchNorm, FactorizedReduce, ReLUConvBN, make_op)
 from nnopt_jax.types import Array, PRNGKey
@@ -50,6 +51,10 @@ class MixedOp(nn.Module):
     """Continuous relaxation of one edge: Σ_o softmax(α)_o · o(x) (Eq. 2).
 
     Every BN is non-affine and uses batch statistics; pools get a trailing BN.
+    Each operation's input gradient is materialised on its own before the sum
+    over operations (see :mod:`.materialize`): XLA:CPU otherwise fuses the
+    input gradients of all operations and edges leaving a state into one
+    loop, which ran about 3x slower than the separate shifted sums.
     """
 
     channels: int
@@ -64,7 +69,7 @@ class MixedOp(nn.Module):
                 continue
             op = make_op(name, self.channels, self.stride, affine=False,
                          track_stats=False, search=True, op_name=name)
-            y = weights[k] * op(x)
+            y = weights[k] * op(materialize_cotangent(x))
             out = y if out is None else out + y
         if out is None:
             out = jnp.zeros_like(x[:, :: self.stride, :: self.stride, :])
@@ -120,6 +125,9 @@ class SearchCell(nn.Module):
         else:
             s0 = ReLUConvBN(c, 1, 1, 0, affine=False, track_stats=False, name="preprocess0")(s0)
         s1 = ReLUConvBN(c, 1, 1, 0, affine=False, track_stats=False, name="preprocess1")(s1)
+        # every state feeds several edges: compute it, and the sum of the
+        # gradients reaching it, once (see :mod:`.materialize`)
+        s0, s1 = materialize(s0), materialize(s1)
         # edges leaving the two cell inputs, into every node: one group
         pairs = [(i, j) for i in range(steps) for j in (0, 1)]
         rows = jnp.asarray([edge_index(i, j) for i, j in pairs])
@@ -130,7 +138,7 @@ class SearchCell(nn.Module):
         partial = [ys[2 * i] + ys[2 * i + 1] for i in range(steps)]
         nodes = []
         for k in range(steps):
-            nodes.append(partial[k])
+            nodes.append(materialize(partial[k]))
             targets = list(range(k + 1, steps))
             if targets:  # edges leaving node k, into the later nodes: one group
                 rows = jnp.asarray([edge_index(i, k + 2) for i in targets])

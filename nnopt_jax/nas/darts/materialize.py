@@ -1,0 +1,80 @@
+"""Fusion barriers for XLA:CPU: make XLA write a value to memory once.
+
+XLA fuses a cheap elementwise producer into every consumer that reads it,
+recomputing it in each. In a DARTS cell the gradient reaching a cell input
+is a sum over the edges leaving it of every operation's input gradient
+(shifted sums of 9 or 25 taps each): about 300 multiply-adds per element.
+XLA:CPU fused that sum into each of the four consumers of BatchNorm's
+backward pass and computed it four times (0.23-0.40 s each in a reduction
+cell of a paper-configuration step at batch 32). ``lax.optimization_barrier``
+does not help: XLA:CPU removes it before fusion. A conditional does: its
+operands and results are buffers, so a value passed through an
+always-taken ``lax.cond`` is computed once. The copy costs one pass over the
+value.
+
+On other backends both functions are the identity (a conditional costs a
+host round trip for its predicate on GPUs), and so they are on CPU hosts
+with several devices (``--xla_force_host_platform_device_count``, a testing
+setup): there the predicate of a sharded value is a collective, and many
+small collectives starved XLA:CPU's in-process rendezvous.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from nnopt_jax.types import Array
+
+
+@jax.custom_batching.custom_vmap
+def _copy(x: Array) -> Array:
+    first = x.reshape(-1)[0]
+    always = (first == first) | jnp.isnan(first)  # true, but not foldable by XLA
+    return jax.lax.cond(always, lambda v: v, jnp.zeros_like, x)
+
+
+@_copy.def_vmap
+def _copy_vmap(axis_size, in_batched, x):
+    # one conditional on the whole batched array (vmap of a cond would turn
+    # its data-dependent predicate into a select, which XLA fuses again)
+    return _copy(x), in_batched[0]
+
+
+def _barrier(x: Array) -> Array:
+    if x.size == 0 or jax.default_backend() != "cpu" or jax.device_count() > 1:
+        return x
+    return _copy(x)
+
+
+@jax.custom_vjp
+def materialize(x: Array) -> Array:
+    """Identity; on CPU the value and its cotangent are each computed once."""
+    return _barrier(x)
+
+
+def _materialize_fwd(x):
+    # through ``materialize`` again, not ``_barrier``: a grad of a grad
+    # differentiates this rule, and only the custom VJP is differentiable
+    return materialize(x), None
+
+
+def _materialize_bwd(_, g):
+    return (materialize(g),)
+
+
+materialize.defvjp(_materialize_fwd, _materialize_bwd)
+
+
+@jax.custom_vjp
+def materialize_cotangent(x: Array) -> Array:
+    """Identity whose cotangent, on CPU, is computed once (the forward value
+    is left to XLA)."""
+    return x
+
+
+def _cotangent_fwd(x):
+    return x, None
+
+
+materialize_cotangent.defvjp(_cotangent_fwd, _materialize_bwd)
