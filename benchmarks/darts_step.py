@@ -44,7 +44,8 @@ def run_jax(cfg: dict, order: str, iters: int) -> dict:
     from nnopt_jax.nas.darts.search_model import SearchNetwork
     from nnopt_jax.types import Batch
 
-    model = SearchNetwork(num_classes=10, channels=cfg["channels"], layers=cfg["layers"])
+    model = SearchNetwork(num_classes=10, channels=cfg["channels"], layers=cfg["layers"],
+                          remat=cfg.get("remat", False))
     apply_fn = lambda p, a, x: model.apply({"params": p}, x, a)
     hp = SearchHParams(order=order)
     w_tx, a_tx, sched = make_optimizers(hp, 1000)
@@ -218,8 +219,11 @@ def run_torch(cfg: dict, order: str, iters: int) -> dict:
 def _case(args) -> None:
     fw, cfg_name, order, iters = args.case
     fn = run_jax if fw == "jax" else run_torch
-    res = fn(CONFIGS[cfg_name], order, int(iters))
-    print("RESULT " + json.dumps({"framework": fw, "config": cfg_name, "order": order, **res}))
+    cfg = {**CONFIGS[cfg_name], **({"batch": args.batch} if args.batch else {}),
+           "remat": args.remat}
+    res = fn(cfg, order, int(iters))
+    print("RESULT " + json.dumps({"framework": fw, "config": cfg_name, "order": order,
+                                  "batch": cfg["batch"], "remat": args.remat, **res}))
 
 
 def main(argv=None) -> int:
@@ -230,6 +234,10 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--out", default="runs/bench/darts_step")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="override the configurations' batch size (memory-bound cases)")
+    ap.add_argument("--remat", action="store_true",
+                    help="JAX: recompute cell activations in the backward pass (SearchNetwork.remat)")
     ap.add_argument("--case", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.case:
@@ -242,13 +250,17 @@ def main(argv=None) -> int:
         for order in args.orders:
             for fw in args.frameworks:
                 cmd = [sys.executable, __file__, "--case", fw, cfg, order, str(args.iters)]
+                if args.batch:
+                    cmd += ["--batch", str(args.batch)]
+                if args.remat:
+                    cmd += ["--remat"]
                 t = time.perf_counter()
                 try:
                     p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
                     line = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
                     row = json.loads(line[-1][7:]) if line else {
                         "framework": fw, "config": cfg, "order": order,
-                        "error": p.stderr[-500:]}
+                        "error": p.stderr[-500:] or f"exit status {p.returncode}"}
                 except subprocess.TimeoutExpired:
                     row = {"framework": fw, "config": cfg, "order": order,
                            "error": f"timeout after {args.timeout}s"}
@@ -258,14 +270,16 @@ def main(argv=None) -> int:
                 (out / "results.json").write_text(json.dumps(
                     {"configs": CONFIGS, "rows": rows, "cpu_count": __import__("os").cpu_count()},
                     indent=2))
-    lines = ["| config | order | framework | s / iteration | compile (s) | peak RSS (MB) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| config | batch | order | framework | s / iteration | compile (s) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['config']} | {r['order']} | {r['framework']} | error: "
-                         f"{r['error'][:60]!r} | | |")
+            lines.append(f"| {r['config']} | {args.batch or CONFIGS[r['config']]['batch']} "
+                         f"| {r['order']} | {r['framework']} | error: "
+                         f"{(r['error'].strip().splitlines() or ['killed (no output)'])[-1][:80]!r} | | |")
         else:
-            lines.append(f"| {r['config']} | {r['order']} | {r['framework']} | {r['step_s']:.3f} "
+            lines.append(f"| {r['config']} | {r['batch']} | {r['order']} | {r['framework']} "
+                         f"| {r['step_s']:.3f} "
                          f"| {r['compile_s']:.1f} | {r['peak_rss_mb']:.0f} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -18,7 +18,8 @@ def get_config(variant: str = "default") -> Config:
     cfg = Config(
         name="darts_cifar10_search",
         data=dict(name="cifar10", data_dir=None, num_train=0, train_portion=0.5),
-        model=dict(channels=16, layers=8, steps=4, multiplier=4, stem_multiplier=3),
+        # remat: recompute cell activations in the backward pass (less memory, more time)
+        model=dict(channels=16, layers=8, steps=4, multiplier=4, stem_multiplier=3, remat=False),
         search=dict(order="second", epochs=50, batch_size=64, seed=2, lr=0.025, lr_min=0.001,
                     momentum=0.9, weight_decay=3e-4, grad_clip=5.0, arch_lr=3e-4,
                     arch_b1=0.5, arch_b2=0.999, arch_weight_decay=1e-3, fd_r=0.01,

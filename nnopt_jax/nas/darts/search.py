@@ -225,7 +225,8 @@ def run_search(cfg, *, out_dir=None, resume: bool = False, progress: bool = True
     m = cfg.model
     model = SearchNetwork(num_classes=num_classes, channels=m.channels, layers=m.layers,
                           steps=m.get("steps", 4), multiplier=m.get("multiplier", 4),
-                          stem_multiplier=m.get("stem_multiplier", 3))
+                          stem_multiplier=m.get("stem_multiplier", 3),
+                          remat=bool(m.get("remat", False)))
 
     def apply_fn(params, alphas, xb):
         return model.apply({"params": params}, xb, alphas)
