@@ -97,6 +97,14 @@ def batch_normalize(x: Array) -> Array:
     BatchNorm of a 8x32x32x32x16 edge group; the closed form takes 9 ms
     forward and backward). The rule is plain ``jnp``, so it can be
     differentiated again (second-order DARTS).
+
+    Both gradients pass through fusion barriers (:mod:`.materialize`). ``ȳ``
+    feeds three passes (two means and the formula), and in a search cell it
+    is a sum over every consumer of the node; ``x̄`` is transposed for the
+    kernel gradient of the 1x1 convolution before it. Fused, XLA:CPU summed
+    ``ȳ`` again in each pass and built the transposed ``x̄`` in one loop
+    reading ten arrays with a stride of 16 floats: 7.6 s of a 62 s
+    paper-configuration step (one core).
     """
     return _batch_normalize_fwd(x)[0]
 
@@ -114,7 +122,8 @@ def _batch_normalize_fwd(x):
 
 def _batch_normalize_bwd(residuals, dy):
     y, rstd = residuals
-    return (rstd * (dy - _channel_mean(dy) - y * _channel_mean(dy * y)),)
+    dy = materialize(dy)
+    return (materialize(rstd * (dy - _channel_mean(dy) - y * _channel_mean(dy * y))),)
 
 
 batch_normalize.defvjp(_batch_normalize_fwd, _batch_normalize_bwd)
@@ -163,7 +172,11 @@ def max_pool_3x3(x: Array, *, stride: int) -> Array:
     XLA's ``select_and_scatter``), through a custom VJP that keeps the index of
     that tap (int8): autodiff of a maximum over the stacked taps builds nine
     one-hot masks and a tie count instead, a ``9 x`` tensor that took 0.38 s of
-    a 23 s DARTS step on XLA:CPU for one cell.
+    a 23 s DARTS step on XLA:CPU for one cell. The tap index and the output
+    gradient pass through fusion barriers (:mod:`.materialize`): otherwise
+    XLA recomputes both (nine comparisons, and BatchNorm's backward pass with
+    the sum over the node's consumers) in each of the nine shifted terms of
+    the input gradient, 6.4 s of a 62 s paper-configuration step (one core).
     """
     return _max_pool(x, stride)
 
@@ -179,12 +192,13 @@ def _max_pool_fwd(x, stride):
     winner = jnp.zeros(y.shape, jnp.int8)
     for t in range(len(taps) - 1, -1, -1):  # the last assignment is the first maximum
         winner = jnp.where(taps[t] == y, jnp.int8(t), winner)
-    return y, (winner, x.shape)
+    return y, (materialize(winner), x.shape)
 
 
 def _max_pool_bwd(stride, residuals, g):
     winner, shape = residuals
     s, (h, w) = stride, shape[1:3]
+    g = materialize(g)
     terms = []
     for t in range(9):
         i, j = divmod(t, 3)
@@ -279,11 +293,38 @@ def depthwise_kernel_grad(x: Array, dy: Array, k: int, stride: int, padding: int
     4.8 GB peak of a paper-configuration step at batch 8). Rows, not images,
     are scanned: the batch axis is the one data parallelism shards.
 
+    Under ``vmap`` (a cell's edge groups) the batched operands are mapped
+    over one at a time (``lax.map``) rather than batched into each row step,
+    whose slices would then no longer fit in cache: 66 instead of 199 ms for
+    a 5x5 kernel over 8 edges of 32x32x32x16 (one core).
+
     Bilinear in ``(x, dy)``; its own VJP is written with depthwise convolutions
     (cotangent ``g``: ``x̄`` = the input gradient of a conv with kernel ``g``,
     ``d̄y`` = the conv of ``x`` with kernel ``g``), so the second-order DARTS
     graph stays made of shifted sums.
     """
+    return _kernel_grad_rows(k, stride, padding, dilation)(x, dy)
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_grad_rows(k: int, stride: int, padding: int, dilation: int):
+    """The row scan of :func:`depthwise_kernel_grad` for one geometry, as a
+    function of ``(x, dy)`` that ``vmap`` maps over one batch element at a time."""
+
+    @jax.custom_batching.custom_vmap
+    def kernel_grad(x, dy):
+        return _scan_rows(x, dy, k, stride, padding, dilation)
+
+    @kernel_grad.def_vmap
+    def kernel_grad_vmap(axis_size, in_batched, x, dy):
+        x = x if in_batched[0] else jnp.broadcast_to(x, (axis_size, *x.shape))
+        dy = dy if in_batched[1] else jnp.broadcast_to(dy, (axis_size, *dy.shape))
+        return jax.lax.map(lambda a: kernel_grad(*a), (x, dy)), True
+
+    return kernel_grad
+
+
+def _scan_rows(x: Array, dy: Array, k: int, stride: int, padding: int, dilation: int) -> Array:
     n, _, _, c = x.shape
     s, p, d = stride, padding, dilation
     w_out = dy.shape[2]
