@@ -4,6 +4,7 @@ reduction cells, MixedOp = softmax-weighted sum."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from nnopt_jax.nas.darts.operations import PRIMITIVES, make_op
 from nnopt_jax.nas.darts.search_model import (ArchParams, MixedOp, SearchNetwork, count_params,
@@ -65,6 +66,7 @@ def test_wrong_alpha_shape_is_rejected():
         raise AssertionError("expected a ValueError")
 
 
+@pytest.mark.slow  # 74 s on the 2-core machine of session 7
 def test_remat_changes_memory_not_results():
     """``remat=True`` keeps the parameter tree, the gradients and a
     gradient of a gradient (as in the second-order hypergradient)."""
