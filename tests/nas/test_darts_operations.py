@@ -148,11 +148,10 @@ def test_max_pool_and_pointwise_conv_match_flax(stride):
         ref = lambda x: nn.max_pool(x, (3, 3), strides=(stride, stride), padding=[(1, 1)] * 2)
         ours = lambda x: max_pool_3x3(x, stride=stride)
         np.testing.assert_array_equal(ours(x), ref(x))
-        g = lambda f: jax.grad(lambda x: jnp.sum(jnp.sin(f(x))))(x)
-        np.testing.assert_allclose(g(ours), g(ref), rtol=1e-12)
+        grad_f = lambda f: jax.grad(lambda y: jnp.sum(jnp.sin(f(y))))
+        np.testing.assert_allclose(grad_f(ours)(x), grad_f(ref)(x), rtol=1e-12)
         # gradient of the gradient (second-order DARTS), jitted: the tap
         # index and the output gradient pass through fusion barriers
-        grad_f = lambda f: jax.grad(lambda y: jnp.sum(jnp.sin(f(y))))
         gg = lambda f: jax.jit(jax.grad(lambda y: jnp.sum(grad_f(f)(y) ** 2)))(x)
         np.testing.assert_allclose(gg(ours), gg(ref), rtol=1e-10, atol=1e-12)
 
