@@ -103,8 +103,8 @@ def batch_normalize(x: Array) -> Array:
     is a sum over every consumer of the node; ``x̄`` is transposed for the
     kernel gradient of the 1x1 convolution before it. Fused, XLA:CPU summed
     ``ȳ`` again in each pass and built the transposed ``x̄`` in one loop
-    reading ten arrays with a stride of 16 floats: 7.6 s of a 62 s
-    paper-configuration step (one core).
+    reading ten arrays with a stride of 16 floats: 7.6 of the 61.9 s a
+    profile recorded for a paper-configuration step (one core).
     """
     return _batch_normalize_fwd(x)[0]
 
@@ -176,7 +176,8 @@ def max_pool_3x3(x: Array, *, stride: int) -> Array:
     gradient pass through fusion barriers (:mod:`.materialize`): otherwise
     XLA recomputes both (nine comparisons, and BatchNorm's backward pass with
     the sum over the node's consumers) in each of the nine shifted terms of
-    the input gradient, 6.4 s of a 62 s paper-configuration step (one core).
+    the input gradient, 6.4 of the 61.9 s a profile recorded for a
+    paper-configuration step (one core).
     """
     return _max_pool(x, stride)
 
