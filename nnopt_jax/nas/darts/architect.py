@@ -86,10 +86,15 @@ def finite_difference_grad(apply_fn: ApplyFn, params: Params, alphas, momentum: 
         lambda a, w: cross_entropy(apply_fn, w, a, val_batch), argnums=(0, 1))(alphas, w_prime)
     norm = optax.global_norm(v)
     eps = r / jnp.maximum(norm, jnp.finfo(norm.dtype).tiny)
-    grad_a = jax.grad(cross_entropy, argnums=2)
-    g_plus = grad_a(apply_fn, _tree_axpy(eps, v, params), alphas, train_batch)
-    g_minus = grad_a(apply_fn, _tree_axpy(-eps, v, params), alphas, train_batch)
-    hvp = jax.tree.map(lambda p, m: (p - m) / (2 * eps), g_plus, g_minus)
+
+    def grad_alpha_at(step):  # ∇α L_train(w + step·v, α)
+        return jax.grad(cross_entropy, argnums=2)(apply_fn, _tree_axpy(step, v, params),
+                                                  alphas, train_batch)
+
+    # A loop over (+ε, −ε), not two independent graphs: XLA may interleave
+    # independent graphs and hold both sets of activations at once.
+    g_pm = jax.lax.map(grad_alpha_at, jnp.stack([eps, -eps]))
+    hvp = jax.tree.map(lambda g: (g[0] - g[1]) / (2 * eps), g_pm)
     return loss, jax.tree.map(lambda g, h: g - xi * h, g_alpha, hvp)
 
 
