@@ -72,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     nas = sub.add_parser("nas", help="architecture search (DARTS, NAS-Bench-201)")
     nas_sub = nas.add_subparsers(dest="nas_command", metavar="VERB", required=True)
-    search = nas_sub.add_parser("search", help="DARTS search (first or second order)")
+    search = nas_sub.add_parser(
+        "search", help="DARTS search (first or second order)",
+        description="DARTS search. The hypergradient is the config's search.order: "
+        "first, second (exact, autodiff through the virtual step) or second_fd (the "
+        "paper's finite difference, Eq. 8), e.g. --set search.order=second_fd.")
     _add_run_options(search)
     nas_train = nas_sub.add_parser("train", help="train a genotype from scratch")
     _add_run_options(nas_train)
