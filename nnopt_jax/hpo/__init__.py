@@ -18,7 +18,8 @@ from nnopt_jax.hpo.bo import BayesianOptimizer
 from nnopt_jax.hpo.forest import ForestSurrogate
 from nnopt_jax.hpo import hypervolume
 from nnopt_jax.hpo.hypervolume import pareto_front, pareto_mask
-from nnopt_jax.hpo.journal import Journal, Trial, read_journal
+from nnopt_jax.hpo.journal import (Journal, JournalError, JournalWarning, Trial,
+                                   read_journal)
 from nnopt_jax.hpo.minimize import METHODS, MinimizeResult, make_optimizer, minimize
 from nnopt_jax.hpo.multiobjective import ParEGO
 from nnopt_jax.hpo.search import GridSearch, RandomSearch
@@ -28,7 +29,7 @@ from nnopt_jax.hpo.tune import tune
 
 __all__ = [
     "BayesianOptimizer", "Categorical", "FUNCTIONS", "ForestSurrogate", "GridSearch", "Int",
-    "Journal", "METHODS", "MinimizeResult", "Optimizer", "ParEGO", "RandomSearch", "Real",
+    "Journal", "JournalError", "JournalWarning", "METHODS", "MinimizeResult", "Optimizer", "ParEGO", "RandomSearch", "Real",
     "SearchSpace", "hypervolume", "pareto_front", "pareto_mask",
     "TestFunction", "Trial", "acquisition", "get_function", "gp", "make_optimizer", "minimize",
     "read_journal", "test_functions", "tune",

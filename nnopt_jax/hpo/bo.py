@@ -116,8 +116,14 @@ class BayesianOptimizer(Optimizer):
                  fit_steps: int = 15,
                  n_candidates: int = 2048, n_refine: int = 8, refine_steps: int = 40,
                  xi: float = 0.0, beta: float = 2.0, min_noise: float = 1e-6,
-                 journal: str | os.PathLike | None = None):
-        super().__init__(space, seed=seed, journal=journal)
+                 journal: str | os.PathLike | None = None, metadata: dict | None = None):
+        super().__init__(space, seed=seed, journal=journal, metadata=metadata)
+        self._settings_dict = dict(
+            surrogate=surrogate, kernel=kernel, acquisition=acquisition, n_initial=n_initial,
+            output_transform=output_transform, impute_failures=impute_failures,
+            n_restarts=n_restarts, n_screen=n_screen, fit_steps=fit_steps,
+            n_candidates=n_candidates, n_refine=n_refine, refine_steps=refine_steps, xi=xi,
+            beta=beta, min_noise=min_noise)
         if surrogate not in ("gp", "rf"):
             raise ValueError(f"surrogate must be 'gp' or 'rf', got {surrogate!r}")
         if kernel not in gp.KERNELS:
@@ -143,7 +149,6 @@ class BayesianOptimizer(Optimizer):
         self._design = [space.from_unit(u) for u in design]
         self._hypers: gp.GPParams | None = None
         self._sobol_base: np.ndarray | None = None
-        self._pending: list[np.ndarray] = []
         self._seen: set[tuple] = set()
 
     # -- bookkeeping ----------------------------------------------------------
@@ -151,12 +156,33 @@ class BayesianOptimizer(Optimizer):
         return tuple(np.round(np.asarray(f, dtype=float), 9))
 
     def _on_tell(self, trial: Trial) -> None:
-        f = self.space.to_features(trial.params)
-        self._seen.add(self._key(f))
-        for i, p in enumerate(self._pending):
-            if np.allclose(p, f, atol=1e-9):
-                del self._pending[i]
-                break
+        self._seen.add(self._key(self.space.to_features(trial.params)))
+
+    def _settings(self) -> dict:
+        return self._settings_dict
+
+    def _state(self) -> dict | None:
+        """The GP hyperparameters the next fit starts from (its warm start)."""
+        if self._hypers is None:
+            return None
+        return {"gp": {k: np.asarray(v, np.float64).tolist()
+                       for k, v in self._hypers._asdict().items()}}
+
+    def _load_state(self, state) -> None:
+        h = state.get("gp")
+        if not isinstance(h, dict) or set(h) != set(gp.GPParams._fields):
+            return
+        try:
+            hypers = gp.GPParams(**{k: np.asarray(h[k], np.float64) for k in gp.GPParams._fields})
+        except (TypeError, ValueError):
+            return  # a malformed warm start is no warm start
+        if hypers.log_ls.shape == (self.space.n_features,) and all(
+                np.ndim(v) == 0 for v in hypers[1:]) and all(
+                np.all(np.isfinite(v)) for v in hypers):
+            self._hypers = hypers
+
+    def _pending_features(self) -> list[np.ndarray]:
+        return [self.space.to_features(a.params) for a in self.pending]
 
     def _data(self) -> tuple[np.ndarray, np.ndarray]:
         ok = [t for t in self.trials if t.ok]
@@ -203,7 +229,7 @@ class BayesianOptimizer(Optimizer):
     def _ask(self, n: int) -> list[dict[str, Any]]:
         X, y = self._data()
         out: list[dict[str, Any]] = []
-        seen = set(self._seen) | {self._key(p) for p in self._pending}
+        seen = set(self._seen) | {self._key(f) for f in self._pending_features()}
         rng = self._rng()
         for i in range(n):
             idx = self._n_asked + i
@@ -218,8 +244,6 @@ class BayesianOptimizer(Optimizer):
         if len(out) < n:
             out += self._model_ask(X, y, n - len(out), seen, rng, fantasies=[
                 self.space.to_features(p) for p in out])
-        for p in out:
-            self._pending.append(self.space.to_features(p))
         return out
 
     def _candidates(self, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -239,7 +263,7 @@ class BayesianOptimizer(Optimizer):
         return np.clip(np.concatenate([glob, local]), 0.0, 1.0)
 
     def _model_ask(self, X, y, n, seen, rng, fantasies) -> list[dict[str, Any]]:
-        fantasies = list(self._pending) + list(fantasies)
+        fantasies = self._pending_features() + list(fantasies)
         if self.surrogate == "rf":
             return self._rf_ask(X, y, n, seen, rng, fantasies)
         ys = self._transform(y)

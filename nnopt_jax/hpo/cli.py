@@ -7,7 +7,7 @@ import pathlib
 from nnopt_jax.hpo.tune import tune
 
 
-def hpo_command(cfg, out_dir, resume: bool) -> int:
+def hpo_command(cfg, out_dir, resume: bool, *, overwrite: bool = False) -> int:
     """Tunes ``cfg`` into ``out_dir``; returns a process exit code."""
-    tune(cfg, out_dir=pathlib.Path(out_dir), resume=resume, progress=True)
+    tune(cfg, out_dir=pathlib.Path(out_dir), resume=resume, overwrite=overwrite, progress=True)
     return 0

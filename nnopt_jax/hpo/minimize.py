@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import inspect
 import math
 import multiprocessing
 import os
@@ -12,9 +13,9 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from nnopt_jax.hpo.base import Optimizer
+from nnopt_jax.hpo.base import Optimizer, positive_int
 from nnopt_jax.hpo.bo import BayesianOptimizer
-from nnopt_jax.hpo.journal import Trial
+from nnopt_jax.hpo.journal import JournalError, Trial
 from nnopt_jax.hpo.search import GridSearch, RandomSearch
 from nnopt_jax.hpo.space import SearchSpace
 
@@ -24,18 +25,38 @@ METHODS = ("bo", "random", "grid")
 def make_optimizer(method: str, space: SearchSpace, *, seed: int = 0,
                    journal: str | os.PathLike | None = None, resume: bool = False,
                    **kwargs) -> Optimizer:
-    """Builds (or resumes from ``journal``) the optimiser for ``method``."""
+    """Builds the optimiser for ``method``, continuing ``journal`` when ``resume``.
+
+    With ``resume=True`` an existing journal is continued (after checking that
+    it holds the same study) and a missing one is started, so several workers
+    started alike share one study.
+
+    Raises:
+        JournalError: ``journal`` already holds a study and ``resume`` is false,
+            or it holds a different study.
+    """
     classes = {"bo": BayesianOptimizer, "random": RandomSearch, "grid": GridSearch}
     if method not in classes:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     cls = classes[method]
-    if resume and journal is not None and pathlib.Path(journal).exists():
+    known = set(inspect.signature(cls.__init__).parameters) - {"self", "space", "journal"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown} for method {method!r}; known: "
+                         f"{sorted(known)}")
+    if journal is not None and journal_in_use(journal):
+        if not resume:
+            raise JournalError(f"journal {journal} already holds a study; pass resume=True to "
+                               "continue it (or to join it as another worker), or choose a "
+                               "new path")
         return cls.resume(journal, space, seed=seed, **kwargs)
-    if journal is not None and pathlib.Path(journal).exists() and \
-            pathlib.Path(journal).stat().st_size > 0:
-        raise FileExistsError(f"journal {journal} already exists; pass resume=True to continue "
-                              "it or choose a new path")
     return cls(space, seed=seed, journal=journal, **kwargs)
+
+
+def journal_in_use(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a journal with content."""
+    path = pathlib.Path(path)
+    return path.is_file() and path.stat().st_size > 0
 
 
 @dataclasses.dataclass
@@ -138,38 +159,42 @@ def minimize(fn: Callable[[Mapping[str, Any]], float], space: SearchSpace, n_tri
     Returns:
         A :class:`MinimizeResult`.
     """
-    if n_trials < 1:
-        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
-    if n_workers < 1:
-        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+    n_trials = positive_int(n_trials, "n_trials")
+    n_workers = positive_int(n_workers, "n_workers")
+    if not callable(fn):
+        raise ValueError(f"fn must be callable, got {type(fn).__name__}")
     opt = make_optimizer(method, space, seed=seed, journal=journal, resume=resume,
                          **optimizer_kwargs)
     if isinstance(opt, GridSearch):
         n_trials = min(n_trials, len(opt))
-    remaining = n_trials - len(opt.trials)
 
     def tell(params, value, error=None):
         trial = opt.tell(params, value, error=error)
         if callback is not None:
             callback(trial)
 
+    # Each suggestion is taken only while fewer than n_trials trials are told or
+    # running, counting other workers of the journal too: the study ends with
+    # exactly n_trials trials however often it was interrupted and resumed.
     if n_workers == 1:
-        for _ in range(max(remaining, 0)):
-            params = opt.ask()
+        while (params := opt._ask_within(n_trials)) is not None:
             try:
                 value, error = _safe_value(fn(params)), None
             except Exception as e:  # noqa: BLE001 -- a failing trial must not end the study
                 value, error = float("nan"), f"{type(e).__name__}: {e}"
             tell(params, value, error)
-    elif remaining > 0:
+    else:
         ctx = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
             running: dict[cf.Future, dict] = {}
-            submitted = 0
-            first = opt.ask(min(n_workers, remaining))
-            for params in first:
-                running[pool.submit(fn, params)] = params
-                submitted += 1
+
+            def submit():
+                params = opt._ask_within(n_trials)
+                if params is not None:
+                    running[pool.submit(fn, params)] = params
+
+            for _ in range(n_workers):
+                submit()
             while running:
                 done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
                 for fut in done:
@@ -179,10 +204,8 @@ def minimize(fn: Callable[[Mapping[str, Any]], float], space: SearchSpace, n_tri
                         tell(params, _safe_value(fut.result()))
                     else:
                         tell(params, float("nan"), f"{type(err).__name__}: {err}")
-                    if submitted < remaining:
-                        nxt = opt.ask()
-                        running[pool.submit(fn, nxt)] = nxt
-                        submitted += 1
+                    submit()
+    opt.refresh()
     ok = [t for t in opt.trials if t.ok]
     if ok:
         best_params, best_value = opt.best

@@ -145,11 +145,8 @@ class ParEGO:
         it = iter(scalar)
         for t in self.trials:  # failed trials are told as nan so they are not re-suggested
             opt.tell(t.params, float(next(it)) if t.ok else float("nan"))
-        # hpo.Optimizer serves its initial design while _n_asked < n_initial; a base
-        # rebuilt from history must count the told trials as asked (as
-        # Optimizer.resume does) or it would serve design points forever.
-        if hasattr(opt, "_n_asked"):
-            opt._n_asked = max(opt._n_asked, len(self.trials))
+        # Told trials count as asked (hpo.Optimizer._n_asked), so a base rebuilt
+        # from history is past its initial design once it has seen enough trials.
         return opt.ask()
 
     def tell(self, params: Mapping[str, Any], values: Sequence[float]) -> MOTrial:

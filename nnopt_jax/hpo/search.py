@@ -8,7 +8,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from nnopt_jax.hpo.base import Optimizer
+from nnopt_jax.hpo.base import Optimizer, positive_int
+from nnopt_jax.hpo.journal import jsonable
 from nnopt_jax.hpo.space import Categorical, Int, Real, SearchSpace
 
 
@@ -51,19 +52,22 @@ class GridSearch(Optimizer):
         shuffle: visit the grid in a seeded random order instead.
         seed: random seed (only used by ``shuffle``).
         journal: optional JSONL journal path.
+        metadata: optional study description stored in the journal header.
     """
 
     def __init__(self, space: SearchSpace | None = None, *, n_points: int = 5,
                  param_grid: Mapping[str, Sequence[Any]] | None = None, shuffle: bool = False,
-                 seed: int = 0, journal: str | os.PathLike | None = None):
+                 seed: int = 0, journal: str | os.PathLike | None = None,
+                 metadata: Mapping | None = None):
         if space is None:
             if not param_grid:
                 raise ValueError("GridSearch needs a space or a param_grid")
             space = SearchSpace({k: Categorical(v) for k, v in param_grid.items()})
-        if n_points < 1:
-            raise ValueError(f"n_points must be >= 1, got {n_points}")
-        super().__init__(space, seed=seed, journal=journal)
+        n_points = positive_int(n_points, "n_points")
+        super().__init__(space, seed=seed, journal=journal, metadata=metadata)
         param_grid = dict(param_grid or {})
+        self._grid_settings = {"n_points": n_points, "shuffle": bool(shuffle),
+                               "param_grid": jsonable(param_grid)}
         unknown = set(param_grid) - set(space.names)
         if unknown:
             raise ValueError(f"param_grid has parameters not in the space: {sorted(unknown)}")
@@ -73,8 +77,10 @@ class GridSearch(Optimizer):
                 vals = list(param_grid[name])
                 if not vals:
                     raise ValueError(f"param_grid[{name!r}] is empty")
-                for v in vals:  # validates membership / bounds
-                    dim.to_unit(v)
+                try:  # membership / bounds
+                    vals = [dim.check(v) for v in vals]
+                except ValueError as err:
+                    raise ValueError(f"param_grid[{name!r}]: {err}") from None
                 axes.append(vals)
             else:
                 axes.append(_dim_grid(dim, n_points))
@@ -86,6 +92,9 @@ class GridSearch(Optimizer):
 
     def __len__(self) -> int:
         return len(self.points)
+
+    def _settings(self) -> dict:
+        return self._grid_settings
 
     def _ask(self, n: int) -> list[dict[str, Any]]:
         start = self._n_asked

@@ -48,10 +48,15 @@ class Real:
         v = math.exp(v) if self.log else v
         return float(min(max(v, self.low), self.high))
 
-    def to_unit(self, value: Any) -> float:
-        v = float(value)
+    def check(self, value: Any) -> float:
+        """``value`` as a float, or ``ValueError`` if it is not a number in ``[low, high]``."""
+        v = _number(value, "a real number")
         if not self.low <= v <= self.high:
             raise ValueError(f"value {v} outside Real({self.low}, {self.high})")
+        return v
+
+    def to_unit(self, value: Any) -> float:
+        v = self.check(value)
         lo, hi = self._bounds
         v = math.log(v) if self.log else v
         return (v - lo) / (hi - lo)
@@ -71,8 +76,12 @@ class Int:
     log: bool = False
 
     def __post_init__(self):
-        if int(self.low) != self.low or int(self.high) != self.high:
-            raise ValueError(f"Int bounds must be integers, got ({self.low}, {self.high})")
+        for bound in (self.low, self.high):
+            if not _is_integral(bound):
+                raise ValueError(f"Int bounds must be integers, got ({self.low!r}, "
+                                 f"{self.high!r}); use Real for a continuous range")
+        object.__setattr__(self, "low", int(self.low))
+        object.__setattr__(self, "high", int(self.high))
         _check_bounds(self, "Int")
 
     @property
@@ -89,10 +98,17 @@ class Int:
         v = math.exp(v) if self.log else v
         return int(min(max(round(v), self.low), self.high))
 
-    def to_unit(self, value: Any) -> float:
-        v = int(round(float(value)))
+    def check(self, value: Any) -> int:
+        """``value`` as an int, or ``ValueError`` if it is not an integer in ``low..high``."""
+        if not _is_integral(value):
+            raise ValueError(f"expected an integer, got {value!r}")
+        v = int(value)
         if not self.low <= v <= self.high:
             raise ValueError(f"value {v} outside Int({self.low}, {self.high})")
+        return v
+
+    def to_unit(self, value: Any) -> float:
+        v = self.check(value)
         lo, hi = self._bounds
         x = math.log(v) if self.log else float(v)
         return (x - lo) / (hi - lo)
@@ -105,6 +121,9 @@ class Categorical:
     choices: tuple
 
     def __init__(self, choices: Sequence[Any]):
+        if isinstance(choices, (str, bytes)) or not isinstance(choices, (list, tuple)):
+            raise ValueError(f"Categorical needs a list of choices, got {choices!r}; write "
+                             f"Categorical([{choices!r}]) for a single choice")
         choices = tuple(choices)
         if len(choices) == 0:
             raise ValueError("Categorical needs at least one choice; got an empty sequence")
@@ -114,9 +133,13 @@ class Categorical:
 
     def index(self, value: Any) -> int:
         for i, c in enumerate(self.choices):
-            if c == value or (isinstance(c, float) and isinstance(value, float) and c == value):
+            if _same_choice(c, value):
                 return i
-        raise ValueError(f"value {value!r} is not one of {self.choices}")
+        raise ValueError(f"value {value!r} is not one of {list(self.choices)}")
+
+    def check(self, value: Any) -> Any:
+        """The choice equal to ``value`` (a JSON list matches a tuple choice), or ``ValueError``."""
+        return self.choices[self.index(value)]
 
     def from_unit(self, u: float) -> Any:
         k = len(self.choices)
@@ -129,8 +152,38 @@ class Categorical:
 Dimension = Real | Int | Categorical
 
 
+def _number(x: Any, what: str) -> float:
+    """``x`` as a finite float; ``ValueError`` for bools, strings, nan and inf."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer,
+                                                              np.floating)):
+        raise ValueError(f"expected {what}, got {x!r}")
+    v = float(x)
+    if not math.isfinite(v):
+        raise ValueError(f"expected {what}, got {x!r}")
+    return v
+
+
+def _is_integral(x: Any) -> bool:
+    try:
+        return _number(x, "an integer") == int(x)
+    except (ValueError, OverflowError):
+        return False
+
+
+def _same_choice(choice: Any, value: Any) -> bool:
+    if isinstance(choice, (bool, np.bool_)) != isinstance(value, (bool, np.bool_)):
+        return False  # True == 1 in Python, but they are different choices
+    if isinstance(choice, (list, tuple)) and isinstance(value, (list, tuple)):
+        return list(choice) == list(value)  # tuples come back from JSON as lists
+    try:
+        return bool(choice == value)
+    except ValueError:  # e.g. arrays
+        return False
+
+
 def _check_bounds(dim, kind: str) -> None:
-    lo, hi = dim.low, dim.high
+    lo = _number(dim.low, f"a number for {kind} low")
+    hi = _number(dim.high, f"a number for {kind} high")
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(f"{kind} bounds must be finite, got ({lo}, {hi})")
     if lo >= hi:
@@ -191,24 +244,43 @@ class SearchSpace:
 
     def to_unit(self, params: Mapping[str, Any]) -> np.ndarray:
         """Encode a configuration into ``[0, 1]^len(self)``."""
-        self.validate(params)
+        params = self.validate(params)
         return np.array([d.to_unit(params[n]) for n, d in self.dims.items()])
 
     def sample(self, n: int, *, rng: np.random.Generator) -> list[dict[str, Any]]:
         """Draws ``n`` configurations from the prior (log-uniform where ``log=True``)."""
         return [self.from_unit(u) for u in rng.random((n, len(self)))]
 
-    def validate(self, params: Mapping[str, Any]) -> None:
+    def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Checks that ``params`` is a configuration of this space.
+
+        Returns:
+            The canonical configuration (ints as ``int``, reals as ``float``,
+            categoricals as the choice object), in the space's order.
+
+        Raises:
+            ValueError: a parameter is missing, unknown, of the wrong type or out
+                of range; the message names it.
+        """
+        if not isinstance(params, Mapping):
+            raise ValueError(f"params must be a dict of name -> value, got {params!r}")
         missing = set(self.names) - set(params)
         extra = set(params) - set(self.names)
         if missing or extra:
             raise ValueError(f"params do not match the space: missing {sorted(missing)}, "
-                             f"unexpected {sorted(extra)}")
+                             f"unexpected {sorted(map(str, extra))}")
+        out = {}
+        for name, dim in self.dims.items():
+            try:
+                out[name] = dim.check(params[name])
+            except ValueError as err:
+                raise ValueError(f"parameter {name!r}: {err}") from None
+        return out
 
     # -- feature encoding (GP inputs) -----------------------------------------
     def to_features(self, params: Mapping[str, Any]) -> np.ndarray:
         """Encode a configuration into the GP feature space (one-hot categoricals)."""
-        self.validate(params)
+        params = self.validate(params)
         out = np.zeros(self.n_features)
         for (kind, start, size), (n, d) in zip(self.layout, self.dims.items()):
             if kind == "cat":
@@ -271,21 +343,47 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Mapping[str, Any]]) -> "SearchSpace":
-        """Builds a space from ``{name: {"type": "real"|"int"|"categorical", ...}}``."""
+        """Builds a space from ``{name: {"type": "real"|"int"|"categorical", ...}}``.
+
+        Raises:
+            ValueError: a malformed entry; the message names the dimension.
+        """
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"a search space spec must be a dict of name -> "
+                             f"{{type: real|int|categorical, ...}}, got {spec!r}")
         dims = {}
         for n, s in spec.items():
-            s = dict(s)
-            kind = s.pop("type", None)
-            if kind == "real":
-                dims[n] = Real(float(s["low"]), float(s["high"]), log=bool(s.get("log", False)))
-            elif kind == "int":
-                dims[n] = Int(int(s["low"]), int(s["high"]), log=bool(s.get("log", False)))
-            elif kind == "categorical":
-                dims[n] = Categorical(s["choices"])
-            else:
-                raise ValueError(f"dimension {n!r}: type must be 'real', 'int' or 'categorical', "
-                                 f"got {kind!r}")
+            try:
+                dims[n] = _dimension_from_dict(s)
+            except ValueError as err:
+                raise ValueError(f"search space dimension {n!r}: {err}") from None
         return cls(dims)
+
+
+_SPEC_KEYS = {"real": ("low", "high"), "int": ("low", "high"), "categorical": ("choices",)}
+
+
+def _dimension_from_dict(s: Any) -> Dimension:
+    if not isinstance(s, Mapping):
+        raise ValueError(f"expected a dict such as {{'type': 'real', 'low': 0, 'high': 1}}, "
+                         f"got {s!r}")
+    kind = s.get("type")
+    if kind not in _SPEC_KEYS:
+        raise ValueError(f"type must be 'real', 'int' or 'categorical', got {kind!r}")
+    required = _SPEC_KEYS[kind]
+    allowed = {"type", *required} | ({"log"} if kind != "categorical" else set())
+    missing = [k for k in required if k not in s]
+    if missing:
+        raise ValueError(f"{kind} needs {' and '.join(required)}; missing {missing}")
+    unknown = sorted(set(s) - allowed)
+    if unknown:
+        raise ValueError(f"unknown keys {unknown} for type {kind!r}; allowed: {sorted(allowed)}")
+    if kind == "categorical":
+        return Categorical(s["choices"])
+    log = s.get("log", False)
+    if not isinstance(log, (bool, np.bool_)):
+        raise ValueError(f"log must be true or false, got {log!r}")
+    return (Real if kind == "real" else Int)(s["low"], s["high"], log=bool(log))
 
 
 def _int_feature(d: Int, value) -> float:

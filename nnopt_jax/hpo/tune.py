@@ -10,7 +10,10 @@ The config has two blocks: ``cfg.base``, a training config accepted by
 
 Each parameter name is the dotted config key it sets. ``tune`` writes into
 ``out_dir``: ``journal.jsonl`` (every trial, durable), ``best_config.json``,
-``convergence.png`` and ``results.json``; ``resume=True`` continues the journal.
+``convergence.png`` and ``results.json``; ``resume=True`` continues the journal
+(refused when the journal holds a study of another base config, method, seed or
+space: only ``hpo.n_trials`` may change on resume), ``overwrite=True`` discards
+an earlier study in ``out_dir``.
 """
 
 from __future__ import annotations
@@ -22,8 +25,17 @@ import pathlib
 import time
 from typing import Any, Callable, Mapping
 
-from nnopt_jax.hpo.minimize import minimize
+from nnopt_jax.hpo.base import positive_int, seed_int
+from nnopt_jax.hpo.journal import JournalError
+from nnopt_jax.hpo.minimize import journal_in_use, minimize
 from nnopt_jax.hpo.space import SearchSpace
+
+STUDY_FILES = ("journal.jsonl", "journal.jsonl.corrupt", "journal.jsonl.lock", "results.json",
+               "best_config.json", "convergence.png")
+
+
+class TuneError(ValueError):
+    """A study cannot run as configured, or produced no successful trial."""
 
 
 def set_by_path(cfg, dotted: str, value: Any) -> None:
@@ -72,7 +84,39 @@ class _Objective:
         return float(out[self.metric])
 
 
-def tune(cfg, *, out_dir, resume: bool = False, progress: bool = True,
+def _study_base(base) -> dict:
+    """The base config as the journal records it: where the data lives may change."""
+    d = copy.deepcopy(_to_dict(base))
+    if isinstance(d.get("data"), dict):
+        d["data"].pop("data_dir", None)
+    return d
+
+
+def _study_dir(out: pathlib.Path, *, resume: bool, overwrite: bool) -> pathlib.Path:
+    """Checks (and creates) the study directory; see :func:`tune` for the rules."""
+    if resume and overwrite:
+        raise TuneError("--resume and --overwrite exclude each other: continue the study or "
+                        "discard it")
+    if out.exists() and not out.is_dir():
+        raise TuneError(f"--out {out} is a file; pass a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise TuneError(f"--out {out} cannot be created: a parent is a file") from None
+    journal = out / "journal.jsonl"
+    if overwrite:
+        for name in STUDY_FILES:
+            (out / name).unlink(missing_ok=True)
+    elif resume and not journal_in_use(journal):
+        raise JournalError(f"no study to resume in {out} (no {journal.name}); run without "
+                           "--resume to start one")
+    elif not resume and journal_in_use(journal):
+        raise JournalError(f"{out} already holds a study ({journal.name}); pass --resume to "
+                           "continue it, --overwrite to discard it, or another --out")
+    return out
+
+
+def tune(cfg, *, out_dir, resume: bool = False, overwrite: bool = False, progress: bool = True,
          train_fn: Callable | None = None) -> dict:
     """Runs the study ``cfg.hpo`` over the training config ``cfg.base``.
 
@@ -80,12 +124,20 @@ def tune(cfg, *, out_dir, resume: bool = False, progress: bool = True,
         cfg: config with ``base`` and ``hpo`` blocks (see the module docstring).
         out_dir: output directory.
         resume: continue from ``out_dir/journal.jsonl``.
+        overwrite: delete an earlier study's files in ``out_dir`` first.
         progress: print one line per trial.
         train_fn: ``train_fn(train_cfg, out_dir=None, progress=False) -> dict``;
             defaults to :func:`nnopt_jax.training.train_and_evaluate`.
 
     Returns:
         The results dict also written to ``results.json``.
+
+    Raises:
+        TuneError: a malformed ``hpo`` block, an unusable ``out_dir``, or every
+            trial failed.
+        JournalError: ``out_dir`` holds a study and neither ``resume`` nor
+            ``overwrite`` is set; ``resume`` without a journal; a journal of
+            another study.
     """
     if "hpo" not in cfg or "base" not in cfg:
         raise ValueError("an HPO config needs 'base' (the training config) and 'hpo' blocks")
@@ -96,18 +148,24 @@ def tune(cfg, *, out_dir, resume: bool = False, progress: bool = True,
     space = SearchSpace.from_dict(_to_dict(h["space"]))
     for k in space.names:  # fail fast on typos
         set_by_path(copy.deepcopy(cfg["base"]), k, None)
+    try:
+        n_trials = positive_int(h.get("n_trials", 20), "hpo.n_trials")
+        seed = seed_int(h.get("seed", 0))
+    except ValueError as err:
+        raise TuneError(str(err).replace("seed must", "hpo.seed must")) from None
+    metric = h.get("metric", "val_error")
+    if not isinstance(metric, str):
+        raise TuneError(f"hpo.metric must be the name of a result key, got {metric!r}")
+    optimizer_kwargs = h.get("optimizer", {})
+    if not isinstance(optimizer_kwargs, dict):
+        raise TuneError(f"hpo.optimizer must be a dict of optimiser settings, got "
+                        f"{optimizer_kwargs!r}")
     if train_fn is None:
         from nnopt_jax.training import train_and_evaluate as train_fn
-    out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _study_dir(pathlib.Path(out_dir), resume=resume, overwrite=overwrite)
     journal = out / "journal.jsonl"
-    if journal.exists() and journal.stat().st_size > 0 and not resume:
-        raise FileExistsError(f"{journal} exists: pass --resume to continue the study or use "
-                              "another --out")
-    metric = h.get("metric", "val_error")
     log = print if progress else None
     objective = _Objective(cfg["base"], train_fn, metric, log)
-    n_trials = int(h.get("n_trials", 20))
 
     def callback(trial):
         if progress:
@@ -116,19 +174,24 @@ def tune(cfg, *, out_dir, resume: bool = False, progress: bool = True,
 
     (out / "config.json").write_text(json.dumps(_to_dict(cfg), indent=2, default=str))
     t0 = time.perf_counter()
-    res = minimize(objective, space, n_trials, method=h.get("method", "bo"),
-                   seed=int(h.get("seed", 0)), journal=journal, resume=resume,
-                   callback=callback, **dict(h.get("optimizer", {})))
-    if not math.isfinite(res.best_value):
-        raise RuntimeError(f"every trial failed; see {journal}")
-    best_cfg = apply_params(cfg["base"], res.best_params)
-    (out / "best_config.json").write_text(json.dumps(_to_dict(best_cfg), indent=2, default=str))
-    res.plot_convergence(out / "convergence.png", title=f"HPO ({res.method}): {metric}")
-    results = {"metric": metric, "best_value": res.best_value, "best_params": res.best_params,
+    res = minimize(objective, space, n_trials, method=h.get("method", "bo"), seed=seed,
+                   journal=journal, resume=resume, callback=callback,
+                   metadata={"base": _study_base(cfg["base"]), "metric": metric},
+                   **optimizer_kwargs)
+    found = math.isfinite(res.best_value)
+    results = {"metric": metric, "best_value": res.best_value if found else None,
+               "best_params": res.best_params if found else None,
                "n_trials": len(res.trials), "n_failed": res.n_failed, "method": res.method,
                "seconds": time.perf_counter() - t0,
                "trials": [t.to_json() for t in res.trials]}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    if not found:
+        first = next((t.error for t in res.trials if t.error), "objective returned nan/inf")
+        raise TuneError(f"all {len(res.trials)} trials failed (first error: {first}); the "
+                        f"journal {journal} has every trial's error")
+    best_cfg = apply_params(cfg["base"], res.best_params)
+    (out / "best_config.json").write_text(json.dumps(_to_dict(best_cfg), indent=2, default=str))
+    res.plot_convergence(out / "convergence.png", title=f"HPO ({res.method}): {metric}")
     if progress:
         print(f"best {metric} {res.best_value:.4f} with {res.best_params}; wrote {out}")
     return results
