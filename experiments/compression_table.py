@@ -52,11 +52,13 @@ def main(argv=None) -> dict:
             continue
         out = runs / (name + ("_smoke" if args.smoke else ""))
         if not args.collect_only:
+            from nnopt_jax import rundir
             from nnopt_jax.bayes.run import compress
 
             spec = f"{ROOT / 'configs' / 'compress' / name}.py" + (":smoke" if args.smoke else "")
             cfg = apply_overrides(load_config(spec), args.set)
-            compress(cfg, out_dir=out, resume=True, progress=not args.no_progress)
+            compress(cfg, out_dir=out, resume=rundir.holds_run(out),
+                     progress=not args.no_progress)
         if not (out / "results.json").is_file():
             print(f"skipping {name}: no {out / 'results.json'}", file=sys.stderr)
             continue

@@ -64,6 +64,7 @@ def main(argv=None) -> int:
     jax.config.update("jax_compilation_cache_dir", str(out / "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
+    from nnopt_jax import rundir
     from nnopt_jax.nas.darts import genotypes
     from nnopt_jax.nas.darts.search import run_search
     from nnopt_jax.nas.darts.train import run_train
@@ -84,7 +85,8 @@ def main(argv=None) -> int:
         res = _done(out / "search")
         if res is None:
             t = time.time()
-            res = run_search(search_cfg, out_dir=out / "search", resume=True)
+            res = run_search(search_cfg, out_dir=out / "search",
+                             resume=rundir.holds_run(out / "search"))
             print(f"[experiment] search finished in {time.time() - t:.0f}s", flush=True)
         if "searched" in runs:
             candidates.append(("searched", genotypes.from_dict(res["genotype"])))
@@ -103,9 +105,9 @@ def main(argv=None) -> int:
         for name, geno in candidates:
             t_out = out / (f"train_{name}" + (f"_seed{seed}" if seed else ""))
             if _done(t_out) is None:
-                genotypes.save_genotype(geno, t_out / "genotype.json")
                 cfg = apply_overrides(train_cfg, [f"train.seed={seed}"])
-                run_train(cfg, geno, out_dir=t_out, resume=True)
+                run_train(cfg, geno, out_dir=t_out, resume=rundir.holds_run(t_out))
+                genotypes.save_genotype(geno, t_out / "genotype.json")
             _write(out, command)
     _write(out, command)
     return 0

@@ -3,7 +3,9 @@
 Typed PRNG keys are stored as their raw key data and re-wrapped on restore.
 A checkpoint that cannot be read (truncated, corrupt, from another model) is
 skipped with a warning in favour of the previous one; when none is readable a
-:class:`CheckpointError` explains what to do.
+single :class:`CheckpointError` explains what to do, with the leaves whose
+stored shape or dtype differs from the requested state. Orbax's own logging,
+warnings and the asyncio tracebacks of its aborted reads are silenced.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import pathlib
+import sys
 import warnings
 
 import jax
@@ -82,6 +85,75 @@ def latest_step(directory: str | pathlib.Path) -> int | None:
         return manager.latest_step()
 
 
+def _leaf_name(path) -> str:
+    """Orbax's name of a leaf: its path keys joined by dots."""
+    parts = []
+    for key in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+        else:
+            parts.append(str(key))
+    return ".".join(parts)
+
+
+def _layout_mismatch(step_dir: pathlib.Path, target: PyTree) -> str | None:
+    """How the checkpoint in ``step_dir`` differs from ``target`` in leaves,
+    shapes or dtypes (None: it matches, or its metadata cannot be read)."""
+    try:
+        meta = ocp.StandardCheckpointer().metadata(step_dir / "default")
+        tree = getattr(meta, "item_metadata", meta)
+        tree = getattr(tree, "tree", tree)
+        stored = {leaf.name: (tuple(leaf.shape), np.dtype(leaf.dtype))
+                  for leaf in jax.tree.leaves(tree, is_leaf=lambda x: hasattr(x, "shape"))}
+    except Exception:  # unreadable metadata: the restore attempt reports it
+        return None
+    if not stored:
+        return None
+    flat, _ = jax.tree_util.tree_flatten_with_path(target)
+    expected = {_leaf_name(path): (tuple(leaf.shape), np.dtype(leaf.dtype))
+                for path, leaf in flat}
+    problems = []
+    # the parameters' differences first (the optimiser state mirrors them)
+    for name in sorted(set(stored) | set(expected), key=lambda n: (n.startswith("opt_"), n)):
+        if name not in stored:
+            problems.append(f"{name} is not stored")
+        elif name not in expected:
+            problems.append(f"{name} is stored but not expected")
+        elif stored[name][0] != expected[name][0]:
+            problems.append(f"{name} stored {stored[name][0]}, expected {expected[name][0]}")
+        elif stored[name][1] != expected[name][1]:
+            problems.append(f"{name} stored {stored[name][1]}, expected {expected[name][1]}")
+    if not problems:
+        return None
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "another model's state: " + "; ".join(problems[:3]) + more
+
+
+_UNRAISABLE_FILTER_ON = False
+
+
+def _drop_closed_loop_errors() -> None:
+    """Silences the "Event loop is closed" RuntimeErrors that tensorstore
+    callbacks of an aborted orbax read report after orbax closed its event loop
+    (one traceback per pending read); every other unraisable error still goes
+    to the previous hook."""
+    global _UNRAISABLE_FILTER_ON
+    if _UNRAISABLE_FILTER_ON:
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        exc = unraisable.exc_value
+        if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    _UNRAISABLE_FILTER_ON = True
+
+
 def restore_checkpoint(directory: str | pathlib.Path, like: PyTree,
                        step: int | None = None) -> tuple[PyTree, int]:
     """Restores the newest readable checkpoint into the structure of ``like``.
@@ -93,34 +165,57 @@ def restore_checkpoint(directory: str | pathlib.Path, like: PyTree,
         step: a specific step; default the newest one that can be read.
 
     Returns:
-        ``(tree, step)``.
+        ``(tree, step)``. Older checkpoints used in place of unreadable newer
+        ones are named in a ``RuntimeWarning``.
 
     Raises:
-        CheckpointError: no readable checkpoint matches ``like``.
+        CheckpointError: no readable checkpoint matches ``like``; one message
+            naming the directory, what is wrong with each step (for another
+            model's state: the leaves whose shapes differ) and the fix.
     """
     directory = pathlib.Path(directory)
     if not directory.exists():
         raise CheckpointError(f"no checkpoint directory at {directory}; run without --resume "
                               "to start a new run")
+    _drop_closed_loop_errors()
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _unwrap_keys(like))
-    errors = []
-    with _manager(directory) as manager:
+    errors: dict[str, list[int]] = {}
+    restored = None
+    with warnings.catch_warnings(), _manager(directory) as manager:
+        warnings.simplefilter("ignore")
         steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
         for candidate in steps:
-            try:
-                tree = manager.restore(candidate, args=ocp.args.StandardRestore(target))
-            except Exception as err:  # orbax raises many types for corrupt files
-                errors.append(f"step {candidate}: {type(err).__name__}: {str(err)[:200]}")
-                warnings.warn(f"checkpoint {directory}/{candidate} is unreadable ({err!r:.120}); "
-                              "trying an older one", RuntimeWarning, stacklevel=2)
+            problem = _layout_mismatch(directory / str(candidate), target)
+            if problem is None:
+                try:
+                    tree = manager.restore(candidate, args=ocp.args.StandardRestore(target))
+                except Exception as err:  # orbax raises many types for corrupt files
+                    problem = f"unreadable ({type(err).__name__}: {_first_line(err)})"
+            if problem is not None:
+                errors.setdefault(problem, []).append(int(candidate))
                 continue
             tree = jax.tree.map(lambda x, ref: np.asarray(x) if isinstance(ref, np.ndarray) else x,
                                 tree, target)
-            return _rewrap_keys(tree, like), int(candidate)
-    detail = "; ".join(errors) if errors else "the directory holds no checkpoint"
+            restored = _rewrap_keys(tree, like), int(candidate)
+            break
+    detail = "; ".join(f"step{'s' * (len(s) > 1)} {', '.join(map(str, s))}: {problem}"
+                       for problem, s in errors.items())
+    if restored is not None:
+        if errors:
+            warnings.warn(f"checkpoints in {directory} skipped ({detail}); resumed from step "
+                          f"{restored[1]}", RuntimeWarning, stacklevel=2)
+        return restored
+    if not errors:
+        raise CheckpointError(f"no checkpoint in {directory}; run without --resume to start "
+                              "a new run")
     raise CheckpointError(
-        f"no readable checkpoint in {directory} ({detail}). Delete the directory (or pass a "
-        "new --out) and run without --resume to start afresh.")
+        f"no readable checkpoint in {directory} ({detail}); resume with the config that "
+        "wrote them, or start afresh with --overwrite (or another --out) and without --resume")
+
+
+def _first_line(err: Exception, limit: int = 160) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def resume_or_start(directory: str | pathlib.Path | None, state: PyTree, *,

@@ -1,7 +1,12 @@
 """The ``nnopt`` command line: parses, loads a config, calls the library.
 
 Every long command writes into ``--out DIR`` (default under ``runs/``) and
-continues an interrupted run with ``--resume``.
+continues an interrupted run with ``--resume``; a fresh run refuses a
+directory that holds another run unless ``--overwrite`` (see
+:mod:`nnopt_jax.rundir`). Errors of the user's making (a bad config value,
+output directory, dataset location, checkpoint, genotype file, multi-host
+setup) print one ``nnopt: error: ...`` line and exit with status 2; set
+``NNOPT_DEBUG=1`` for the traceback.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ EPILOG = textwrap.dedent("""\
       nnopt nas bench201 --method bo --queries 100 --runs 10 --data ../shared/data/nasbench201
       nnopt nas bench201 --objectives params --queries 100 --runs 10
       nnopt data check mnist --data-dir ../shared/data/mnist
+
+    A fresh run refuses an --out that holds another run: pass --resume to continue
+    it (only e.g. train.num_epochs may change) or --overwrite to discard it.
+    Errors print one line; NNOPT_DEBUG=1 shows the traceback. Multi-host runs
+    (--distributed) wait NNOPT_DISTRIBUTED_TIMEOUT seconds (default 300) for the
+    coordinator at JAX_COORDINATOR_ADDRESS.
     """)
 
 
@@ -39,9 +50,13 @@ def _add_run_options(parser: argparse.ArgumentParser, *, config: bool = True) ->
                                            "~/.cache/nnopt, system locations)")
     parser.add_argument("--out", type=pathlib.Path, help="output directory (default: runs/...)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue an interrupted run in --out")
+                        help="continue the run in --out (same config; e.g. more epochs)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="discard the run already in --out and start afresh")
     parser.add_argument("--distributed", action="store_true",
-                        help="join a multi-host run (jax.distributed.initialize)")
+                        help="join a multi-host run (jax.distributed.initialize; needs "
+                             "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID or "
+                             "a launcher JAX detects, e.g. SLURM)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -107,10 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args) -> "object":
-    from nnopt_jax.config import apply_overrides, load_config
+    from nnopt_jax.config import ConfigError, apply_overrides, load_config
     cfg = apply_overrides(load_config(args.config), args.overrides)
-    if args.data_dir and "data" in cfg:
-        cfg.data.data_dir = args.data_dir
+    if args.data_dir:
+        if not pathlib.Path(args.data_dir).is_dir():
+            raise ConfigError(f"--data-dir {args.data_dir} is not a directory; pass the "
+                              "directory that holds the dataset's files")
+        # a training config has a data block; an HPO config has it in its base config
+        for block in (cfg, cfg.get("base")):
+            if isinstance(block, dict) and isinstance(block.get("data"), dict):
+                block["data"]["data_dir"] = args.data_dir
     return cfg
 
 
@@ -127,7 +148,7 @@ def _cmd_train(args) -> int:
     from nnopt_jax.training import train_and_evaluate
     cfg = _load(args)
     out = _out_dir(args, "train")
-    res = train_and_evaluate(cfg, out_dir=out, resume=args.resume,
+    res = train_and_evaluate(cfg, out_dir=out, resume=args.resume, overwrite=args.overwrite,
                              progress=not args.no_progress)
     print_table("result", {k: res[k] for k in ("dataset", "model", "n_params", "epochs",
                                                "val_error", "test_error",
@@ -138,12 +159,14 @@ def _cmd_train(args) -> int:
 
 def _cmd_hpo(args) -> int:
     from nnopt_jax.hpo.cli import hpo_command
-    return hpo_command(_load(args), _out_dir(args, "hpo"), args.resume)
+    return hpo_command(_load(args), _out_dir(args, "hpo"), args.resume,
+                       overwrite=args.overwrite)
 
 
 def _cmd_compress(args) -> int:
     from nnopt_jax.bayes.cli import compress_command
-    return compress_command(_load(args), _out_dir(args, "compress"), args.resume)
+    return compress_command(_load(args), _out_dir(args, "compress"), args.resume,
+                            overwrite=args.overwrite, progress=not args.no_progress)
 
 
 def _cmd_nas(args) -> int:
@@ -157,9 +180,11 @@ def _cmd_nas(args) -> int:
                                           args.out, args.seed)
     from nnopt_jax.nas.darts import cli as darts_cli
     cfg = _load(args)
+    run = dict(overwrite=args.overwrite, progress=not args.no_progress)
     if args.nas_command == "search":
-        return darts_cli.search_command(cfg, _out_dir(args, "nas"), args.resume)
-    return darts_cli.train_command(cfg, args.genotype, _out_dir(args, "nas"), args.resume)
+        return darts_cli.search_command(cfg, _out_dir(args, "nas"), args.resume, **run)
+    return darts_cli.train_command(cfg, args.genotype, _out_dir(args, "nas"), args.resume,
+                                   **run)
 
 
 def _cmd_data(args) -> int:
@@ -180,23 +205,42 @@ COMMANDS = {"train": _cmd_train, "hpo": _cmd_hpo, "compress": _cmd_compress, "na
             "data": _cmd_data, "demo": _cmd_demo}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command in ("train", "hpo", "compress", "nas"):
-        from nnopt_jax.parallel import initialize_distributed
-        # --distributed, or JAX_COORDINATOR_ADDRESS & co. in the environment.
-        initialize_distributed(True if getattr(args, "distributed", False) else None)
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types ``main`` reports in one line: what the user can fix."""
     from nnopt_jax.checkpoint import CheckpointError
+    from nnopt_jax.parallel import DistributedError
+    # ValueError covers ConfigError, RunDirError, genotype and dataset errors;
+    # OSError covers FileExistsError, NotADirectoryError, PermissionError, ...
+    return (ValueError, OSError, CheckpointError, DistributedError, FloatingPointError)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"nnopt: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+    args = build_parser().parse_args(argv)
+    debug = bool(os.environ.get("NNOPT_DEBUG"))
+    show = warnings.showwarning
+    if not debug:
+        warnings.showwarning = _one_line_warning
     try:
+        if args.command in ("train", "hpo", "compress", "nas"):
+            from nnopt_jax.parallel import initialize_distributed
+            # --distributed, or JAX_COORDINATOR_ADDRESS & co. in the environment.
+            initialize_distributed(True if getattr(args, "distributed", False) else None)
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, CheckpointError, FloatingPointError) as err:
-        if os.environ.get("NNOPT_DEBUG"):
-            raise
-        print(f"nnopt: error: {err}\n(set NNOPT_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("nnopt: interrupted; continue with --resume", file=sys.stderr)
         return 130
+    except Exception as err:
+        if debug or not isinstance(err, _user_errors()):
+            raise
+        print(f"nnopt: error: {str(err).strip() or type(err).__name__}", file=sys.stderr)
+        return 2
+    finally:
+        warnings.showwarning = show
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Stages (each writes into its own sub-directory of ``out``):
 
 1. ``train``: a small LeNet with the sharded training loop (config, metrics,
-   results and a learning curve in ``out`` itself);
+   results and a learning curve in ``out`` itself; it replaces a previous
+   demo in ``out``, sub-directories included);
 2. ``hpo``: a short Bayesian optimisation of an MLP's hyper-parameters;
 3. ``nas``: a tiny DARTS search that prints the derived genotype;
 4. ``compress``: sparse variational dropout of a small network.
@@ -39,7 +40,7 @@ def _train_stage(out: pathlib.Path, *, seed: int, progress: bool, epochs: int) -
                                 batch_size=64, num_epochs=40))
     cfg.seed = seed
     cfg.train.num_epochs = epochs
-    res = train_and_evaluate(cfg, out_dir=out, progress=progress)
+    res = train_and_evaluate(cfg, out_dir=out, overwrite=True, progress=progress)
     return {"stage": "train", "what": f"SmallLeNet on digits, {res['epochs']} epochs, "
                                       f"{res['devices']} device(s)",
             "result": f"test error {100 * res['test_error']:.2f} %",

@@ -8,7 +8,10 @@ larger machine: XLA inserts the gradient all-reduce.
 
 from __future__ import annotations
 
+import math
 import os
+import sys
+import time
 from typing import Sequence
 
 import jax
@@ -85,6 +88,75 @@ def to_host(tree: PyTree) -> PyTree:
 
 
 _DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "NNOPT_COORDINATOR_ADDRESS")
+TIMEOUT_ENV = "NNOPT_DISTRIBUTED_TIMEOUT"
+DEFAULT_TIMEOUT_S = 300
+_USAGE = ("set JAX_COORDINATOR_ADDRESS=HOST:PORT (process 0's address), JAX_NUM_PROCESSES "
+          "and JAX_PROCESS_ID on every process, or start them with a launcher JAX detects "
+          "(e.g. SLURM); without those, run without --distributed")
+
+
+class DistributedError(RuntimeError):
+    """A multi-host run could not be set up (no coordinator, or it never answered)."""
+
+
+def distributed_timeout() -> int:
+    """Seconds to wait for the coordinator: ``$NNOPT_DISTRIBUTED_TIMEOUT``, default 300."""
+    text = os.environ.get(TIMEOUT_ENV, "")
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DistributedError(f"{TIMEOUT_ENV}={text!r} must be a positive number of seconds")
+    return value
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise DistributedError(f"coordinator address {address!r} is not HOST:PORT; {_USAGE}")
+    return host.strip("[]"), int(port)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def wait_for_coordinator(address: str, timeout_s: float, *, log=_log) -> float:
+    """Waits until something accepts TCP connections at ``address`` (HOST:PORT).
+
+    JAX aborts the whole process (no Python exception) when a non-coordinator
+    process cannot reach the coordinator within its ``initialization_timeout``;
+    this check turns that case into a :class:`DistributedError`.
+
+    Returns:
+        The seconds left of ``timeout_s``.
+
+    Raises:
+        DistributedError: no answer within ``timeout_s`` seconds.
+    """
+    import socket
+    host, port = _split_address(address)
+    log(f"nnopt: waiting up to {timeout_s:.0f} s for the coordinator at {address} "
+        f"({TIMEOUT_ENV} sets the timeout)")
+    t0 = time.monotonic()
+    last = None
+    while True:
+        left = timeout_s - (time.monotonic() - t0)
+        if left <= 0:
+            break
+        try:
+            with socket.create_connection((host, port), timeout=min(2.0, max(left, 0.1))):
+                return max(left, 1.0)
+        except OSError as err:
+            last = err
+            time.sleep(min(0.5, max(left, 0.0)))
+    raise DistributedError(
+        f"the coordinator at {address} did not answer within {timeout_s:.0f} s ({last}); "
+        f"start process 0 (JAX_PROCESS_ID=0) there first, check the address and port, or "
+        f"raise {TIMEOUT_ENV}")
 
 
 def initialize_distributed(
@@ -93,13 +165,21 @@ def initialize_distributed(
     coordinator_address: str | None = None,
     num_processes: int | None = None,
     process_id: int | None = None,
+    timeout_s: float | None = None,
 ) -> bool:
     """Calls :func:`jax.distributed.initialize` when asked or when the environment says so.
 
     Multi-host runs are requested by ``--distributed``, or by the usual
     variables (``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
     ``JAX_PROCESS_ID``; cluster launchers such as SLURM are detected by JAX
-    itself). Returns True when the process joined a multi-process run.
+    itself). A process other than 0 first waits for the coordinator to answer
+    (at most ``timeout_s``, default ``$NNOPT_DISTRIBUTED_TIMEOUT`` or 300 s);
+    the same timeout bounds JAX's own handshake. Returns True when the process
+    joined a multi-process run.
+
+    Raises:
+        DistributedError: no coordinator address (and no launcher JAX
+            detects), a malformed setting, or a coordinator that never answered.
     """
     if enabled is None:
         enabled = any(os.environ.get(name) for name in _DISTRIBUTED_ENV)
@@ -108,12 +188,28 @@ def initialize_distributed(
     env = os.environ
     coordinator_address = coordinator_address or env.get("NNOPT_COORDINATOR_ADDRESS") \
         or env.get("JAX_COORDINATOR_ADDRESS")
-    if num_processes is None and "JAX_NUM_PROCESSES" in env:
-        num_processes = int(env["JAX_NUM_PROCESSES"])
-    if process_id is None and "JAX_PROCESS_ID" in env:
-        process_id = int(env["JAX_PROCESS_ID"])
+    try:
+        if num_processes is None and env.get("JAX_NUM_PROCESSES"):
+            num_processes = int(env["JAX_NUM_PROCESSES"])
+        if process_id is None and env.get("JAX_PROCESS_ID"):
+            process_id = int(env["JAX_PROCESS_ID"])
+    except ValueError as err:
+        raise DistributedError(f"JAX_NUM_PROCESSES and JAX_PROCESS_ID must be integers "
+                               f"({err})") from None
+    timeout_s = distributed_timeout() if timeout_s is None else timeout_s
+    if coordinator_address and process_id not in (None, 0):
+        timeout_s = wait_for_coordinator(coordinator_address, timeout_s)
+    elif coordinator_address:
+        _log(f"nnopt: waiting up to {timeout_s:.0f} s for the {num_processes or '?'} "
+             f"processes of the run to join the coordinator at {coordinator_address} "
+             f"({TIMEOUT_ENV} sets the timeout)")
     # CPU collectives across processes go over gloo (no effect on GPU/TPU).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=coordinator_address,
-                               num_processes=num_processes, process_id=process_id)
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator_address,
+                                   num_processes=num_processes, process_id=process_id,
+                                   initialization_timeout=max(1, int(math.ceil(timeout_s))))
+    except ValueError as err:  # e.g. "coordinator_address should be defined."
+        raise DistributedError(f"--distributed needs a coordinator ({str(err).rstrip('.')}): "
+                               f"{_USAGE}") from None
     return True

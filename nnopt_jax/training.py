@@ -26,7 +26,10 @@ import numpy as np
 import optax
 
 from nnopt_jax import parallel
+from nnopt_jax.config import (ConfigError, check_config, integer, one_of, optional, real,
+                              text)
 from nnopt_jax.data.batching import batch_indices
+from nnopt_jax.data.catalog import DATASETS, canonical_name
 from nnopt_jax.checkpoint import (CheckpointError, restore_checkpoint, resume_or_start,
                                   save_checkpoint)
 from nnopt_jax.types import Array, Batch, LossFn, ModelState, Params, PRNGKey, PyTree
@@ -35,6 +38,7 @@ __all__ = [
     "TrainState", "init_train_state", "make_train_step", "make_train_chunk", "fit",
     "evaluate", "save_checkpoint", "restore_checkpoint", "CheckpointError",
     "MetricsWriter", "train_and_evaluate", "cross_entropy_loss", "make_optimizer",
+    "validate_config", "MAY_CHANGE_ON_RESUME",
 ]
 
 
@@ -433,31 +437,108 @@ def make_optimizer(train_cfg, steps_per_epoch: int) -> optax.GradientTransformat
     return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
 
 
+def dataset_name(value) -> str | None:
+    """A config check: a dataset the registry knows."""
+    try:
+        canonical_name(value)
+    except ValueError:
+        return f"a dataset name: {', '.join(DATASETS)}"
+    return None
+
+
+TRAIN_RULES = {
+    "seed": integer(0),
+    "eval_batch_size": integer(1),
+    "data.name": dataset_name,
+    "data.data_dir": optional(text),
+    "data.validation_fraction": real(0.0, 1.0, high_open=True),
+    "data.train_subset": integer(0),
+    "train.optimizer": one_of("adam", "adamw", "sgd"),
+    "train.learning_rate": real(0.0, low_open=True),
+    "train.weight_decay": real(0.0),
+    "train.momentum": real(0.0, 1.0, high_open=True),
+    "train.schedule": one_of("constant", "cosine", "linear"),
+    "train.batch_size": integer(1),
+    "train.num_epochs": integer(1),
+    "train.checkpoint_every": integer(0),
+    "train.grad_clip": real(0.0),
+}
+"""Checks of the ``data``/``train`` blocks that :func:`train_and_evaluate` reads."""
+
+MAY_CHANGE_ON_RESUME = ("train.num_epochs", "train.checkpoint_every", "data.data_dir",
+                        "eval_batch_size")
+"""Config keys a resumed ``nnopt train`` may change (extend the run, move the data)."""
+
+
+def validate_config(cfg) -> None:
+    """Checks a :func:`train_and_evaluate` config before any data is loaded.
+
+    Raises:
+        ConfigError: missing or invalid values, named by their dotted keys.
+    """
+    check_config(cfg, TRAIN_RULES, required=("seed", "data.name", "model.name",
+                                             "train.learning_rate", "train.batch_size",
+                                             "train.num_epochs"))
+    subset, batch = cfg.data.get("train_subset") or 0, cfg.train.batch_size
+    if subset and subset < batch:
+        raise ConfigError(f"invalid config: data.train_subset={subset} is smaller than "
+                          f"train.batch_size={batch}; raise data.train_subset (0 = all "
+                          "examples) or lower train.batch_size")
+
+
 def train_and_evaluate(cfg, *, out_dir: str | pathlib.Path | None = None, resume: bool = False,
-                       progress: bool = True) -> dict:
+                       overwrite: bool = False, progress: bool = True) -> dict:
     """Trains the classifier ``cfg`` describes; returns validation and test error.
 
-    The config blocks are ``data`` (name, data_dir, validation_fraction),
-    ``model`` (name and its keywords), ``train`` (see :func:`make_optimizer`,
-    plus batch_size, num_epochs, checkpoint_every) and ``seed``. With ``out_dir``
-    it writes ``config.json``, ``metrics.jsonl``, ``results.json``,
-    ``learning_curve.png`` and checkpoints.
+    The config blocks are ``data`` (name, data_dir, validation_fraction,
+    train_subset), ``model`` (name and its keywords), ``train`` (see
+    :func:`make_optimizer`, plus batch_size, num_epochs, checkpoint_every) and
+    ``seed``. With ``out_dir`` it writes ``config.json``, ``run.json``,
+    ``metrics.jsonl``, ``results.json``, ``learning_curve.png`` and checkpoints.
+
+    Args:
+        cfg: the config.
+        out_dir: the run's directory (see :mod:`nnopt_jax.rundir`); None writes nothing.
+        resume: continue the run in ``out_dir``; only the keys in
+            :data:`MAY_CHANGE_ON_RESUME` may differ from its config.
+        overwrite: discard a previous run in ``out_dir``.
+        progress: show a progress bar.
+
+    Raises:
+        ConfigError: an invalid config value (before any data is loaded).
+        RunDirError: ``out_dir`` holds another run, or none to resume.
     """
     from nnopt_jax import data as data_lib
+    from nnopt_jax import rundir
     from nnopt_jax.models import build_model, count_params
     from nnopt_jax.plotting import plot_learning_curve
 
     t0 = time.perf_counter()
+    validate_config(cfg)
+    out = None if out_dir is None else pathlib.Path(out_dir)
+    run_dir = dict(config=cfg, command="train", resume=resume, overwrite=overwrite,
+                   may_change=MAY_CHANGE_ON_RESUME)
+    if out is not None:
+        rundir.check_run_dir(out, **run_dir)
     ds = data_lib.load_dataset(cfg.data.name, cfg.data.get("data_dir"))
     x_train, y_train = ds.x_train, ds.y_train
     if cfg.data.get("train_subset"):
         x_train, y_train = x_train[:cfg.data.train_subset], y_train[:cfg.data.train_subset]
     frac = cfg.data.get("validation_fraction", 0.0)
     if frac:
-        x_train, y_train, x_val, y_val = data_lib.split_validation(x_train, y_train, frac,
-                                                                   seed=cfg.seed)
+        try:
+            x_train, y_train, x_val, y_val = data_lib.split_validation(x_train, y_train, frac,
+                                                                       seed=cfg.seed)
+        except ValueError as err:
+            raise ConfigError(f"invalid config: data.validation_fraction={frac}: {err}") \
+                from None
     else:
         x_val, y_val = ds.x_test, ds.y_test
+    if cfg.train.batch_size > len(x_train):
+        raise ConfigError(
+            f"invalid config: train.batch_size={cfg.train.batch_size} exceeds the "
+            f"{len(x_train)} training examples of {cfg.data.name} (after data.train_subset "
+            "and data.validation_fraction); lower train.batch_size")
 
     model_kwargs = {k: v for k, v in cfg.model.items() if k != "name"}
     model = build_model(cfg.model.name, num_classes=ds.num_classes, **model_kwargs)
@@ -480,10 +561,8 @@ def train_and_evaluate(cfg, *, out_dir: str | pathlib.Path | None = None, resume
                        batch_size=eval_bs)
         return {"val_loss": val["loss"], "val_error": val["error"]}
 
-    out = None if out_dir is None else pathlib.Path(out_dir)
-    if out is not None and jax.process_index() == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(cfg.to_json(indent=2))
+    if out is not None:
+        rundir.prepare_run_dir(out, **run_dir)
     state, history = fit(
         state, loss_fn=cross_entropy_loss(model), tx=tx, train_data=(x_train, y_train),
         batch_size=cfg.train.batch_size, num_epochs=cfg.train.num_epochs, seed=cfg.seed,

@@ -3,6 +3,7 @@
 import pathlib
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from nnopt_jax.config import Config, ConfigError, apply_overrides, load_config
 
@@ -61,3 +62,86 @@ def test_attribute_access_and_json():
     with pytest.raises(AttributeError, match="known keys"):
         cfg.missing
     assert cfg.to_json() == '{"a": {"b": 1}}'
+
+
+def test_config_that_is_a_directory_or_not_python(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)
+    (tmp_path / "c.json").write_text("{}")
+    with pytest.raises(ConfigError, match="not a Python file"):
+        load_config(tmp_path / "c.json:smoke")
+
+
+def test_check_config_names_every_bad_value_and_missing_key():
+    from nnopt_jax.config import check_config, integer, one_of, optional, real, text
+    cfg = Config(train=dict(bs=0, lr=float("inf"), frac=1.0, opt="lion", flag=True),
+                 data=dict(dir=3))
+    rules = {"train.bs": integer(1), "train.lr": real(0.0, low_open=True),
+             "train.frac": real(0.0, 1.0, high_open=True), "train.opt": one_of("adam", "sgd"),
+             "train.flag": integer(0), "data.dir": optional(text), "train.absent": integer(0)}
+    with pytest.raises(ConfigError) as info:
+        check_config(cfg, rules, required=("train.epochs",))
+    msg = str(info.value)
+    for text_ in ("train.epochs is missing", "train.bs=0 (expected an integer >= 1)",
+                  "train.lr=inf (expected a finite number > 0.0)",
+                  "train.frac=1.0 (expected a finite number in [0.0, 1.0))",
+                  "train.opt='lion' (expected one of 'adam', 'sgd')",
+                  "train.flag=True (expected an integer >= 0)",
+                  "data.dir=3 (expected a string or None)", "--set"):
+        assert text_ in msg, text_
+    assert "absent" not in msg
+    check_config(Config(train=dict(bs=2, lr=0.1)), rules)  # valid values pass
+
+
+def _validator(path):
+    """The validation function of the command that runs the config at ``path``."""
+    from nnopt_jax import training
+    from nnopt_jax.bayes import run as compress_run
+    from nnopt_jax.nas.darts import search, train
+    kind = path.parent.name
+    if kind == "compress":
+        return compress_run.validate_config
+    if kind == "hpo":
+        return lambda cfg: training.validate_config(cfg.base)
+    if kind == "nas":
+        return (search if "search" in path.name else train).validate_config
+    return training.validate_config
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_every_config_passes_its_commands_validation(path):
+    for variant in ("default", "smoke"):
+        _validator(path)(load_config(f"{path}:{variant}"))
+
+
+# ----------------------------------------------------------------------------- property
+
+SMOKE = load_config(f"{ROOT / 'configs' / 'digits_mlp.py'}:smoke")
+TRAIN_DATA_KEYS = sorted(f"{block}.{k}" for block in ("train", "data") for k in SMOKE[block])
+
+_scalars = st.one_of(st.integers(-10**6, 10**6), st.integers(-10**40, 10**40),
+                     st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
+                     st.sampled_from(["relu", "adam", "sgd", "cosine", "digits", "", "1e-3"]))
+_awkward = st.sampled_from(["{[]: 1}", "{{}}", "1e999", "-1e999", "(", "[1, [2]]", "1,2",
+                            "0x10", "True", "none", "=", " 7 "])
+_values = st.one_of(_scalars.map(repr), _scalars.map(str), _awkward,
+                    st.integers(-10**400, 10**400).map(str),
+                    st.lists(_scalars, max_size=3).map(repr), st.text(max_size=12))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keys=st.lists(st.sampled_from(TRAIN_DATA_KEYS + ["train.nope", "data"]), min_size=1,
+                     max_size=3),
+       values=st.lists(_values, min_size=3, max_size=3))
+def test_random_overrides_are_accepted_or_a_config_error(keys, values):
+    """`--set key=value` for train/data keys with random values: the loading and
+    validation path either accepts the config (and then optax accepts its
+    optimiser) or raises a ConfigError, never another exception."""
+    from nnopt_jax.training import make_optimizer, validate_config
+    overrides = [f"{k}={v}" for k, v in zip(keys, values)]
+    try:
+        cfg = apply_overrides(SMOKE, overrides)
+        validate_config(cfg)
+    except ConfigError:
+        return
+    make_optimizer(cfg.train, steps_per_epoch=1)

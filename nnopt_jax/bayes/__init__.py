@@ -23,11 +23,12 @@ from nnopt_jax.bayes.objectives import kl_warmup, make_sgvlb_loss, sgvlb, total_
 from nnopt_jax.bayes.priors import LogUniform, VNQPrior, kl_divergence, posterior
 
 
-def compress(cfg, *, out_dir, resume: bool = False, progress: bool = True) -> dict:
+def compress(cfg, *, out_dir, resume: bool = False, overwrite: bool = False,
+             progress: bool = True) -> dict:
     """See :func:`nnopt_jax.bayes.run.compress`."""
     from nnopt_jax.bayes.run import compress as _compress
 
-    return _compress(cfg, out_dir=out_dir, resume=resume, progress=progress)
+    return _compress(cfg, out_dir=out_dir, resume=resume, overwrite=overwrite, progress=progress)
 
 
 __all__ = [

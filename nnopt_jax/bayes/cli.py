@@ -19,19 +19,20 @@ def format_summary(results: dict) -> str:
     return "\n".join(lines)
 
 
-def compress_command(cfg, out_dir, resume: bool = False, *, progress: bool = True) -> int:
+def compress_command(cfg, out_dir, resume: bool = False, *, overwrite: bool = False,
+                     progress: bool = True) -> int:
     """Runs ``compress(cfg)`` into ``out_dir``, prints a summary; returns the exit code."""
     from nnopt_jax.bayes.run import compress
 
     out = pathlib.Path(out_dir)
-    results = compress(cfg, out_dir=out, resume=resume, progress=progress)
+    results = compress(cfg, out_dir=out, resume=resume, overwrite=overwrite, progress=progress)
     print(format_summary(results))
     print(f"wrote {out / 'results.json'}")
     return 0
 
 
 def main(argv=None) -> int:
-    """Stand-alone entry: ``python -m nnopt_jax.bayes.cli CONFIG[:variant] OUT [--resume] [--set k=v ...]``."""
+    """Stand-alone entry: ``python -m nnopt_jax.bayes.cli CONFIG[:variant] OUT [--resume] [--overwrite] [--set k=v ...]``."""
     import argparse
 
     from nnopt_jax.config import apply_overrides, load_config
@@ -40,11 +41,13 @@ def main(argv=None) -> int:
     ap.add_argument("config")
     ap.add_argument("out")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--set", action="append", default=[])
     args = ap.parse_args(argv)
     cfg = apply_overrides(load_config(args.config), args.set)
-    return compress_command(cfg, args.out, args.resume, progress=not args.no_progress)
+    return compress_command(cfg, args.out, args.resume, overwrite=args.overwrite,
+                            progress=not args.no_progress)
 
 
 if __name__ == "__main__":

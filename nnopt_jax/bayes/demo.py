@@ -33,7 +33,8 @@ def run_demo(out_dir, *, seed: int = 0, progress: bool = True) -> dict:
     from nnopt_jax.bayes.cli import format_summary
     from nnopt_jax.bayes.run import compress
 
-    results = compress(demo_config(seed), out_dir=pathlib.Path(out_dir), progress=progress)
+    results = compress(demo_config(seed), out_dir=pathlib.Path(out_dir), overwrite=True,
+                       progress=progress)
     if progress:
         print("sparse variational dropout on digits:", format_summary(results), sep="\n")
     return results

@@ -25,10 +25,11 @@ import optax
 
 from nnopt_jax.bayes import compression, export, objectives, pruning
 from nnopt_jax.bayes.models import get_model
-from nnopt_jax import training
-from nnopt_jax.config import Config
+from nnopt_jax import rundir, training
+from nnopt_jax.config import (Config, ConfigError, check_config, integer, one_of, real,
+                              sequence_of)
 
-__all__ = ["compress", "METHODS", "smoke_variant"]
+__all__ = ["compress", "METHODS", "smoke_variant", "validate_config", "MAY_CHANGE_ON_RESUME"]
 
 METHODS = ("sparse_vd", "vnq", "dense", "pruning")
 _DENSE_NAMES = {"lenet300_100": "lenet300", "lenet5": "lenet5"}
@@ -97,6 +98,55 @@ def evaluate(model, params, model_state, x, y, *, batch_size: int = 1000) -> dic
     return training.evaluate(_apply_fn(model), params, model_state, x, y, batch_size=batch_size)
 
 
+RULES = {
+    "method": one_of(*METHODS),
+    "seed": integer(0),
+    "eval_batch_size": integer(1),
+    **{k: v for k, v in training.TRAIN_RULES.items() if k.startswith("data.")},
+    "data.test_subset": integer(0),
+    "train.batch_size": integer(1),
+    "train.num_epochs": integer(1),
+    "train.learning_rate": real(0.0, low_open=True),
+    "train.schedule": one_of("lenet300", "linear", "constant"),
+    "train.flat_epochs": integer(0),
+    "train.pretrain_epochs": integer(0),
+    "train.pretrain_learning_rate": real(0.0, low_open=True),
+    "train.warmup_start": real(0.0),
+    "train.warmup_end": real(0.0),
+    "train.level_quantile": real(0.0, 1.0, low_open=True, high_open=True),
+    "train.checkpoint_every": integer(0),
+    "train.steps_per_chunk": integer(1),
+    "pruning.retrain_epochs": integer(1),
+    "pruning.retrain_learning_rate": real(0.0, low_open=True),
+    "pruning.stages": sequence_of(real(0.0, 1.0, low_open=True), min_len=1),
+}
+"""Checks of the config values :func:`compress` reads."""
+
+MAY_CHANGE_ON_RESUME = ("train.num_epochs", "train.checkpoint_every", "train.steps_per_chunk",
+                        "train.unroll", "data.data_dir", "eval_batch_size", "export")
+"""Config keys a resumed ``nnopt compress`` may change."""
+
+
+def validate_config(cfg) -> None:
+    """Checks a :func:`compress` config before any data is loaded.
+
+    Raises:
+        ConfigError: missing or invalid values, named by their dotted keys.
+    """
+    check_config(cfg, RULES, required=("method", "seed", "data.name", "model.name",
+                                       "train.batch_size", "train.num_epochs",
+                                       "train.learning_rate"))
+    subset, batch = cfg.data.get("train_subset") or 0, cfg.train.batch_size
+    if subset and subset < batch:
+        raise ConfigError(f"invalid config: data.train_subset={subset} is smaller than "
+                          f"train.batch_size={batch}; raise data.train_subset (0 = all "
+                          "examples) or lower train.batch_size")
+    start, end = cfg.train.get("warmup_start", 5), cfg.train.get("warmup_end", 20)
+    if end < start:
+        raise ConfigError(f"invalid config: train.warmup_end={end} is before "
+                          f"train.warmup_start={start}")
+
+
 class _Run:
     """Shared state of one compress() call."""
 
@@ -107,7 +157,8 @@ class _Run:
         self.x_train, self.y_train, self.x_test, self.y_test, self.num_classes = _load_data(cfg)
         self.bs = int(cfg.train.batch_size)
         if self.bs > len(self.x_train):
-            raise ValueError(f"train.batch_size {self.bs} exceeds the {len(self.x_train)} training examples")
+            raise ConfigError(f"invalid config: train.batch_size={self.bs} exceeds the "
+                              f"{len(self.x_train)} training examples; lower train.batch_size")
         self.steps_per_epoch = len(self.x_train) // self.bs
         self.eval_bs = int(cfg.get("eval_batch_size", 1000))
         self.key = jax.random.key(int(cfg.seed))
@@ -247,7 +298,8 @@ def _dense_or_pruning(run: _Run, method: str):
     return results, exported, params, model_state, model, {}
 
 
-def compress(cfg, *, out_dir, resume: bool = False, progress: bool = True) -> dict:
+def compress(cfg, *, out_dir, resume: bool = False, overwrite: bool = False,
+             progress: bool = True) -> dict:
     """Runs the compression experiment ``cfg`` describes and writes its outputs.
 
     Config keys: ``method`` (sparse_vd | vnq | dense | pruning), ``data`` (name,
@@ -257,18 +309,28 @@ def compress(cfg, *, out_dir, resume: bool = False, progress: bool = True) -> di
     level_lr_factor, checkpoint_every, steps_per_chunk, unroll), ``pruning`` (sparsity per layer, stages,
     retrain_epochs), ``seed``, ``export``.
 
+    ``resume`` continues the run in ``out_dir`` (only the keys in
+    :data:`MAY_CHANGE_ON_RESUME` may change); ``overwrite`` discards a previous
+    run there (see :mod:`nnopt_jax.rundir`).
+
     Returns:
       The results dict (as written to results.json) plus ``wall_time_s``,
       ``epochs_run`` and ``export_bytes``.
+
+    Raises:
+      ConfigError: an invalid config value (before any data is loaded).
+      RunDirError: ``out_dir`` holds another run, or none to resume.
     """
     method = cfg.get("method")
     if method not in METHODS:
-        raise ValueError(f"cfg.method must be one of {METHODS}, got {method!r}")
+        raise ConfigError(f"cfg.method must be one of {METHODS}, got {method!r}")
+    validate_config(cfg)
     t0 = time.perf_counter()
-    out = pathlib.Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(cfg.to_json(indent=2))
+    run_dir = dict(config=cfg, command="compress", resume=resume, overwrite=overwrite,
+                   may_change=MAY_CHANGE_ON_RESUME)
+    out = rundir.check_run_dir(out_dir, **run_dir)
     run = _Run(cfg, out, resume, progress)
+    rundir.prepare_run_dir(out, **run_dir)
     if method in ("sparse_vd", "vnq"):
         results, exported, *_ = _variational(run, method)
     else:

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from nnopt_jax.config import config_diff, describe_diff
 from nnopt_jax.hpo.journal import (Ask, Journal, JournalError, JournalWarning, Trial,
                                    jsonable, scan_journal)
 from nnopt_jax.hpo.space import SearchSpace
@@ -74,22 +75,6 @@ def _objective_value(value: Any) -> float:
     except (TypeError, ValueError):
         raise ValueError(f"tell() needs a float value (nan/inf/None for a failed trial), got "
                          f"{value!r}") from None
-
-
-def dotted_diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """``"key: old -> new"`` for every dotted key where two nested dicts differ."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        out = []
-        for k in sorted(set(old) | set(new), key=str):
-            key = f"{prefix}.{k}" if prefix else str(k)
-            if k not in old:
-                out.append(f"{key}: (absent) -> {new[k]!r}")
-            elif k not in new:
-                out.append(f"{key}: {old[k]!r} -> (absent)")
-            else:
-                out += dotted_diff(old[k], new[k], key)
-        return out
-    return [] if old == new else [f"{prefix or '(value)'}: {old!r} -> {new!r}"]
 
 
 class Optimizer(abc.ABC):
@@ -295,15 +280,15 @@ class Optimizer(abc.ABC):
         where = f"journal {self._journal_path}"
         space = header["space"]
         if jsonable(space) != jsonable(self.space.to_dict()):
-            diff = "; ".join(dotted_diff(space, jsonable(self.space.to_dict())))
+            diff = describe_diff(config_diff(space, self.space.to_dict()))
             raise JournalError(f"{where} holds a study over another search space ({diff}); "
                                "use the same space to continue it, or a new journal")
         study = header.get("study")
         if study is None:
             return  # a journal written before study headers: only the space is checked
-        diff = dotted_diff(study, self._study())
+        diff = config_diff(study, self._study())
         if diff:
-            raise JournalError(f"{where} holds another study (" + "; ".join(diff) + "); "
+            raise JournalError(f"{where} holds another study ({describe_diff(diff)}); "
                                "continue it with the same settings, or start a new journal")
 
     def _pop_pending(self, params: Mapping[str, Any]) -> Ask | None:

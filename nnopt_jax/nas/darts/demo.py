@@ -28,7 +28,7 @@ def run_demo(out_dir, *, seed: int = 0, progress: bool = True) -> dict:
     from nnopt_jax.nas.darts.search import run_search
     cfg = demo_config()
     cfg.search.seed = seed
-    res = run_search(cfg, out_dir=pathlib.Path(out_dir), progress=False)
+    res = run_search(cfg, out_dir=pathlib.Path(out_dir), overwrite=True, progress=False)
     out = {k: res[k] for k in ("genotype", "genotype_str", "val_acc", "wall_time_s")}
     if progress:
         print(f"DARTS on digits: val acc {out['val_acc']:.3f} in {out['wall_time_s']:.1f}s")

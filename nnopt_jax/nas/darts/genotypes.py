@@ -100,23 +100,39 @@ DARTS = DARTS_V2
 PUBLISHED: dict[str, Genotype] = {"DARTS_V1": DARTS_V1, "DARTS_V2": DARTS_V2, "DARTS": DARTS_V2}
 
 
+class GenotypeError(ValueError):
+    """A genotype (dict, JSON file) is malformed; the message says what is wrong."""
+
+
+_KEYS = ("normal", "normal_concat", "reduce", "reduce_concat")
+_OPS = [p for p in PRIMITIVES if p != "none"]
+
+
 def validate(genotype: Genotype, *, steps: int | None = None) -> Genotype:
-    """Check op names and input indices; raise ValueError naming the problem."""
+    """Check node counts, op names, input indices and concatenated states.
+
+    Raises:
+        GenotypeError: a ValueError naming the cell, the edge and the problem.
+    """
     for cell in ("normal", "reduce"):
         edges = getattr(genotype, cell)
-        if len(edges) % 2:
-            raise ValueError(f"{cell} cell needs two edges per node, got {len(edges)} edges")
+        if not edges or len(edges) % 2:
+            raise GenotypeError(f"{cell} cell has {len(edges)} edges; it needs two edges per "
+                                "node and at least one node")
         n_steps = len(edges) // 2
         if steps is not None and n_steps != steps:
-            raise ValueError(f"{cell} cell has {n_steps} nodes, expected {steps}")
+            raise GenotypeError(f"{cell} cell has {n_steps} nodes, expected {steps}")
         for idx, (op, j) in enumerate(edges):
-            if op not in PRIMITIVES or op == "none":
-                raise ValueError(f"{cell} edge {idx}: unknown or disallowed op {op!r}")
+            if op not in _OPS:
+                raise GenotypeError(f"{cell} edge {idx}: unknown or disallowed op {op!r}; "
+                                    f"choose from {', '.join(_OPS)}")
             if not 0 <= j < 2 + idx // 2:
-                raise ValueError(f"{cell} edge {idx}: input {j} is not an earlier state")
+                raise GenotypeError(f"{cell} edge {idx} (node {idx // 2}): input {j} is not "
+                                    f"an earlier state (0 .. {1 + idx // 2})")
         concat = getattr(genotype, f"{cell}_concat")
-        if any(not 0 <= c < 2 + n_steps for c in concat):
-            raise ValueError(f"{cell}_concat {concat} refers to missing states")
+        if not concat or any(not 0 <= c < 2 + n_steps for c in concat):
+            raise GenotypeError(f"{cell}_concat {list(concat)} must list states among "
+                                f"0 .. {1 + n_steps} ({n_steps} nodes)")
     return genotype
 
 
@@ -127,15 +143,45 @@ def to_dict(genotype: Genotype) -> dict:
             "reduce_concat": list(genotype.reduce_concat)}
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _edges(cell: str, value) -> tuple[Edge, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise GenotypeError(f"{cell} must be a list of [op, input] edges, got {value!r:.60}")
+    edges = []
+    for idx, edge in enumerate(value):
+        if not (isinstance(edge, (list, tuple)) and len(edge) == 2 and isinstance(edge[0], str)
+                and _is_int(edge[1])):
+            raise GenotypeError(f"{cell} edge {idx}: expected [op name, input index], got "
+                                f"{edge!r:.60}")
+        edges.append((edge[0], edge[1]))
+    return tuple(edges)
+
+
+def _concat(key: str, value) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not all(_is_int(c) for c in value):
+        raise GenotypeError(f"{key} must be a list of state indices, got {value!r:.60}")
+    return tuple(value)
+
+
 def from_dict(d: dict) -> Genotype:
-    try:
-        g = Genotype(tuple((str(o), int(j)) for o, j in d["normal"]),
-                     tuple(int(c) for c in d["normal_concat"]),
-                     tuple((str(o), int(j)) for o, j in d["reduce"]),
-                     tuple(int(c) for c in d["reduce_concat"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"not a genotype dict (need normal, normal_concat, reduce, "
-                         f"reduce_concat): {e}") from e
+    """A validated genotype from ``{"normal": [[op, input], ...], "normal_concat":
+    [...], "reduce": ..., "reduce_concat": ...}`` (the form :func:`to_dict` writes).
+
+    Raises:
+        GenotypeError: not such a dict, or an invalid genotype (see :func:`validate`).
+    """
+    if not isinstance(d, dict):
+        raise GenotypeError(f"expected a JSON object with keys {', '.join(_KEYS)}, got "
+                            f"{type(d).__name__}")
+    missing = [k for k in _KEYS if k not in d]
+    if missing:
+        raise GenotypeError(f"missing key{'s' * (len(missing) > 1)} {', '.join(missing)} "
+                            f"(a genotype has {', '.join(_KEYS)})")
+    g = Genotype(_edges("normal", d["normal"]), _concat("normal_concat", d["normal_concat"]),
+                 _edges("reduce", d["reduce"]), _concat("reduce_concat", d["reduce_concat"]))
     return validate(g)
 
 
@@ -148,7 +194,16 @@ def save_genotype(genotype: Genotype, path: str | os.PathLike) -> pathlib.Path:
 
 
 def load_genotype(spec: str | os.PathLike) -> Genotype:
-    """A genotype from a JSON file path or a published name (DARTS_V1, DARTS_V2, DARTS)."""
+    """A genotype from a JSON file path or a published name (DARTS_V1, DARTS_V2, DARTS).
+
+    The file holds :func:`to_dict`'s form, or an object with it under
+    ``"genotype"`` (a search's results.json).
+
+    Raises:
+        FileNotFoundError: neither a file nor a published name.
+        GenotypeError: the file is a directory, not JSON, or not a valid
+            genotype; the message names the file and the problem.
+    """
     s = str(spec)
     if s in PUBLISHED:
         return PUBLISHED[s]
@@ -156,10 +211,21 @@ def load_genotype(spec: str | os.PathLike) -> Genotype:
     if not path.exists():
         raise FileNotFoundError(
             f"genotype {s!r} is neither a file nor a published name ({sorted(PUBLISHED)})")
-    d = json.loads(path.read_text())
-    if "genotype" in d and isinstance(d["genotype"], dict):
+    if path.is_dir():
+        hint = f" such as {path / 'genotype.json'}" if (path / "genotype.json").is_file() else ""
+        raise GenotypeError(f"genotype {path} is a directory; pass a genotype JSON file{hint}")
+    try:
+        d = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise GenotypeError(f"genotype file {path} is not a JSON text file") from None
+    except json.JSONDecodeError as err:
+        raise GenotypeError(f"genotype file {path} is not valid JSON ({err})") from None
+    if isinstance(d, dict) and isinstance(d.get("genotype"), dict):
         d = d["genotype"]
-    return from_dict(d)
+    try:
+        return from_dict(d)
+    except GenotypeError as err:
+        raise GenotypeError(f"genotype file {path}: {err}") from None
 
 
 def random_genotype(rng: np.random.Generator, *, steps: int = 4) -> Genotype:

@@ -174,14 +174,64 @@ def accuracy(predict, params, alphas, x, y, *, batch_size: int) -> float:
     return correct / max(n, 1)
 
 
+def _rules():
+    from nnopt_jax.config import integer, one_of, optional, real
+    from nnopt_jax.training import TRAIN_RULES
+    return {
+        "data.name": TRAIN_RULES["data.name"],
+        "data.data_dir": TRAIN_RULES["data.data_dir"],
+        "data.num_train": integer(0),
+        "data.train_portion": real(0.0, 1.0, low_open=True, high_open=True),
+        "data.image_size": optional(integer(0)),
+        "model.channels": integer(1),
+        "model.layers": integer(1),
+        "model.steps": integer(1),
+        "model.multiplier": integer(1),
+        "model.stem_multiplier": integer(1),
+        "search.batch_size": integer(1),
+        "search.epochs": integer(1),
+        "search.seed": integer(0),
+        "search.lr": real(0.0, low_open=True),
+        "search.lr_min": real(0.0),
+        "search.momentum": real(0.0, 1.0, high_open=True),
+        "search.weight_decay": real(0.0),
+        "search.grad_clip": real(0.0, low_open=True),
+        "search.arch_lr": real(0.0, low_open=True),
+        "search.arch_b1": real(0.0, 1.0, high_open=True),
+        "search.arch_b2": real(0.0, 1.0, high_open=True),
+        "search.arch_weight_decay": real(0.0),
+        "search.order": one_of(*architect.ORDERS),
+        "search.fd_r": real(0.0, low_open=True),
+        "search.checkpoint_every": integer(0),
+        "search.eval_batch_size": integer(1),
+    }
+
+
+MAY_CHANGE_ON_RESUME = ("search.epochs", "search.checkpoint_every", "search.eval_batch_size",
+                        "search.stop_after_epoch", "data.data_dir")
+"""Config keys a resumed ``nnopt nas search`` may change."""
+
+
+def validate_config(cfg, *, with_data: bool = False) -> None:
+    """Checks a :func:`run_search` config before any data is loaded
+    (``with_data``: the arrays are given, ``data.name`` is not needed).
+
+    Raises:
+        ConfigError: missing or invalid values, named by their dotted keys.
+    """
+    from nnopt_jax.config import check_config
+    required = ("model.channels", "model.layers", "search.batch_size")
+    check_config(cfg, _rules(), required=required if with_data else ("data.name", *required))
+
+
 def _hparams(cfg) -> SearchHParams:
     s = cfg.search
     fields = {k: s[k] for k in SearchHParams._fields if k in s}
     return SearchHParams(**fields)
 
 
-def run_search(cfg, *, out_dir=None, resume: bool = False, progress: bool = True,
-               data=None) -> dict:
+def run_search(cfg, *, out_dir=None, resume: bool = False, overwrite: bool = False,
+               progress: bool = True, data=None) -> dict:
     """Run a DARTS search as the config describes.
 
     Config blocks: ``data`` (name, data_dir, num_train: subset size, train_portion),
@@ -190,15 +240,24 @@ def run_search(cfg, *, out_dir=None, resume: bool = False, progress: bool = True
     ``diagnostics`` (hessian: bool, hessian_iters, early_stop, es_window,
     es_threshold). ``data`` may also pass arrays ``(x_train, y_train, num_classes)``.
 
-    Writes to ``out_dir``: config.json, metrics.jsonl (one row per epoch with the
-    genotype, the α-Hessian eigenvalue and the parameter-free share),
+    Writes to ``out_dir``: config.json, run.json, metrics.jsonl (one row per epoch
+    with the genotype, the α-Hessian eigenvalue and the parameter-free share),
     genotype.json, alphas.npz, normal/reduce cell plots, results.json, checkpoints/.
+    ``resume`` continues the run in ``out_dir`` (only the keys in
+    :data:`MAY_CHANGE_ON_RESUME` may change); ``overwrite`` discards a previous
+    run there (see :mod:`nnopt_jax.rundir`).
     """
-    from nnopt_jax import parallel
+    from nnopt_jax import parallel, rundir
     from nnopt_jax.checkpoint import resume_or_start, save_checkpoint
     from nnopt_jax.training import MetricsWriter, read_jsonl
 
     t_start = time.perf_counter()
+    validate_config(cfg, with_data=data is not None)
+    out = None if out_dir is None else pathlib.Path(out_dir)
+    run_dir = dict(config=cfg, command="nas search", resume=resume, overwrite=overwrite,
+                   may_change=MAY_CHANGE_ON_RESUME)
+    if out is not None:
+        rundir.check_run_dir(out, **run_dir)
     hp = _hparams(cfg)
     seed = int(cfg.search.get("seed", 0))
     batch_size = int(cfg.search.batch_size)
@@ -237,12 +296,10 @@ def run_search(cfg, *, out_dir=None, resume: bool = False, progress: bool = True
     step_fn = jit_search_step(make_search_step(apply_fn, w_tx, a_tx, schedule, hp), mesh)
     predict = make_predict(apply_fn)
 
-    out = None if out_dir is None else pathlib.Path(out_dir)
+    if out is not None:
+        rundir.prepare_run_dir(out, **run_dir)
     ckpt = None if out is None else out / "checkpoints"
     state, start = resume_or_start(ckpt, state, resume=resume)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg, indent=2, default=str))
     writer = MetricsWriter(None if out is None else out / "metrics.jsonl",
                            truncate_after_step=start if resume else None)
     history = [r for r in read_jsonl(writer.path)] if (

@@ -83,8 +83,59 @@ def build_eval_network(genotype: Genotype, cfg_model, num_classes: int) -> EvalN
                        auxiliary=bool(cfg_model.get("auxiliary", True)))
 
 
+def _rules():
+    from nnopt_jax.config import integer, real
+    from nnopt_jax.training import TRAIN_RULES
+    return {
+        "data.name": TRAIN_RULES["data.name"],
+        "data.data_dir": TRAIN_RULES["data.data_dir"],
+        "data.num_train": integer(0),
+        "data.num_test": integer(0),
+        "model.channels": integer(1),
+        "model.layers": integer(1),
+        "train.batch_size": integer(1),
+        "train.epochs": integer(1),
+        "train.seed": integer(0),
+        "train.lr": real(0.0, low_open=True),
+        "train.momentum": real(0.0, 1.0, high_open=True),
+        "train.weight_decay": real(0.0),
+        "train.grad_clip": real(0.0, low_open=True),
+        "train.aux_weight": real(0.0),
+        "train.drop_path_prob": real(0.0, 1.0, high_open=True),
+        "train.cutout": integer(0),
+        "train.crop_padding": integer(0),
+        "train.checkpoint_every": integer(0),
+        "train.eval_batch_size": integer(1),
+        "train.steps_per_chunk": integer(1),
+    }
+
+
+MAY_CHANGE_ON_RESUME = tuple(f"config.{k}" for k in (
+    "train.epochs", "train.checkpoint_every", "train.eval_batch_size", "train.eval_every_epoch",
+    "train.steps_per_chunk", "train.unroll", "data.data_dir"))
+"""Keys of ``config.json`` (``{"config": cfg, "genotype": ...}``) a resumed
+``nnopt nas train`` may change; the genotype may not."""
+
+
+def validate_config(cfg, *, with_data: bool = False) -> None:
+    """Checks a :func:`run_train` config before any data is loaded
+    (``with_data``: the arrays are given, ``data.name`` is not needed).
+
+    Raises:
+        ConfigError: missing or invalid values, named by their dotted keys.
+    """
+    from nnopt_jax.config import ConfigError, check_config
+    required = ("model.channels", "model.layers", "train.batch_size", "train.epochs")
+    check_config(cfg, _rules(), required=required if with_data else ("data.name", *required))
+    subset, batch = cfg.data.get("num_train") or 0, cfg.train.batch_size
+    if subset and subset < batch:
+        raise ConfigError(f"invalid config: data.num_train={subset} is smaller than "
+                          f"train.batch_size={batch}; raise data.num_train (0 = all "
+                          "examples) or lower train.batch_size")
+
+
 def run_train(cfg, genotype: Genotype, *, out_dir=None, resume: bool = False,
-              progress: bool = True, data=None) -> dict:
+              overwrite: bool = False, progress: bool = True, data=None) -> dict:
     """Train ``genotype`` from scratch as ``cfg`` describes; returns test accuracy.
 
     Config blocks: ``data`` (name, data_dir, num_train), ``model`` (channels,
@@ -92,11 +143,22 @@ def run_train(cfg, genotype: Genotype, *, out_dir=None, resume: bool = False,
     weight_decay, grad_clip, aux_weight, drop_path_prob, cutout, crop_padding,
     flip, seed, checkpoint_every, eval_batch_size, steps_per_chunk, unroll:
     trace each chunk's steps straight-line, faster for convolutions on XLA:CPU). ``data`` may also pass
-    ``(x_train, y_train, x_test, y_test, num_classes)``.
+    ``(x_train, y_train, x_test, y_test, num_classes)``. ``resume`` continues the
+    run in ``out_dir`` (same genotype; only the keys in :data:`MAY_CHANGE_ON_RESUME`
+    may change); ``overwrite`` discards a previous run there (see
+    :mod:`nnopt_jax.rundir`).
     """
+    from nnopt_jax import rundir
+    from nnopt_jax.config import ConfigError
     from nnopt_jax.training import evaluate, fit, init_train_state
 
     t0 = time.perf_counter()
+    validate_config(cfg, with_data=data is not None)
+    out = None if out_dir is None else pathlib.Path(out_dir)
+    run_dir = dict(config={"config": cfg, "genotype": to_dict(genotype)}, command="nas train",
+                   resume=resume, overwrite=overwrite, may_change=MAY_CHANGE_ON_RESUME)
+    if out is not None:
+        rundir.check_run_dir(out, **run_dir)
     t = cfg.train
     seed = int(t.get("seed", 0))
     if data is None:
@@ -121,6 +183,9 @@ def run_train(cfg, genotype: Genotype, *, out_dir=None, resume: bool = False,
     params = variables["params"]
     model_state = {"batch_stats": variables["batch_stats"]}
     batch_size = int(t.batch_size)
+    if batch_size > len(x):
+        raise ConfigError(f"invalid config: train.batch_size={batch_size} exceeds the {len(x)} "
+                          "training examples; lower train.batch_size")
     steps_per_epoch = len(x) // batch_size
     epochs = int(t.epochs)
     tx = make_train_optimizer(lr=float(t.get("lr", 0.025)), total_steps=steps_per_epoch * epochs,
@@ -143,11 +208,8 @@ def run_train(cfg, genotype: Genotype, *, out_dir=None, resume: bool = False,
                      batch_size=eval_bs)
         return {"test_loss": r["loss"], "test_error": r["error"]}
 
-    out = None if out_dir is None else pathlib.Path(out_dir)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({"config": cfg, "genotype": to_dict(genotype)},
-                                                    indent=2, default=str))
+        rundir.prepare_run_dir(out, **run_dir)
     augment = make_augment(crop_padding=int(t.get("crop_padding", 0)),
                            flip=bool(t.get("flip", False)), cutout=int(t.get("cutout", 0)))
     state, history = fit(state, loss_fn=loss_fn, tx=tx, train_data=(x, y),
