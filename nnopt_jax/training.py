@@ -470,6 +470,15 @@ MAY_CHANGE_ON_RESUME = ("train.num_epochs", "train.checkpoint_every", "data.data
 """Config keys a resumed ``nnopt train`` may change (extend the run, move the data)."""
 
 
+def check_subset_holds_a_batch(cfg) -> None:
+    """Raises ConfigError if ``data.train_subset`` cannot fill one training batch."""
+    subset, batch = cfg.data.get("train_subset") or 0, cfg.train.batch_size
+    if subset and subset < batch:
+        raise ConfigError(f"invalid config: data.train_subset={subset} is smaller than "
+                          f"train.batch_size={batch}; raise data.train_subset (0 = all "
+                          "examples) or lower train.batch_size")
+
+
 def validate_config(cfg) -> None:
     """Checks a :func:`train_and_evaluate` config before any data is loaded.
 
@@ -479,11 +488,7 @@ def validate_config(cfg) -> None:
     check_config(cfg, TRAIN_RULES, required=("seed", "data.name", "model.name",
                                              "train.learning_rate", "train.batch_size",
                                              "train.num_epochs"))
-    subset, batch = cfg.data.get("train_subset") or 0, cfg.train.batch_size
-    if subset and subset < batch:
-        raise ConfigError(f"invalid config: data.train_subset={subset} is smaller than "
-                          f"train.batch_size={batch}; raise data.train_subset (0 = all "
-                          "examples) or lower train.batch_size")
+    check_subset_holds_a_batch(cfg)
 
 
 def train_and_evaluate(cfg, *, out_dir: str | pathlib.Path | None = None, resume: bool = False,

@@ -136,11 +136,7 @@ def validate_config(cfg) -> None:
     check_config(cfg, RULES, required=("method", "seed", "data.name", "model.name",
                                        "train.batch_size", "train.num_epochs",
                                        "train.learning_rate"))
-    subset, batch = cfg.data.get("train_subset") or 0, cfg.train.batch_size
-    if subset and subset < batch:
-        raise ConfigError(f"invalid config: data.train_subset={subset} is smaller than "
-                          f"train.batch_size={batch}; raise data.train_subset (0 = all "
-                          "examples) or lower train.batch_size")
+    training.check_subset_holds_a_batch(cfg)
     start, end = cfg.train.get("warmup_start", 5), cfg.train.get("warmup_end", 20)
     if end < start:
         raise ConfigError(f"invalid config: train.warmup_end={end} is before "
