@@ -160,21 +160,38 @@ def test_two_worker_processes_share_one_study(tmp_path):
     assert len({t.worker.rsplit(":", 1)[0] for t in trials}) == 2  # both processes told
 
 
+def _told(journal):
+    return hpo.journal.scan_journal(journal, quiet=True)[1] if journal.exists() else []
+
+
+def _wait_for_records(journal, proc, n_new, timeout=120.0):
+    """Waits until ``journal`` has ``n_new`` more lines (asks or tells) or ``proc`` ends."""
+    lines = lambda: journal.read_bytes().count(b"\n") if journal.exists() else 0
+    target, deadline = lines() + n_new, time.monotonic() + timeout
+    while lines() < target and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def test_a_study_killed_at_random_moments_ends_as_the_uninterrupted_one(tmp_path):
-    """SIGKILL at random moments (during import, compilation, evaluation, between
-    writes), 10 times; after some kills the last record is also cut in half, as a
-    kill inside its write would leave it. The resumed study must end with exactly
-    the requested trials, each readable and numbered once, equal to the
-    uninterrupted study's."""
+    """SIGKILL 10 times, at random moments: during import, or just after one or two
+    new journal records (while evaluating, compiling the next ask or writing); after
+    some kills the last record is also cut in half, as a kill inside its write would
+    leave it. Each kill is placed so that the worker cannot have finished. The
+    resumed study must end with exactly the requested trials, each readable and
+    numbered once, equal to the uninterrupted study's."""
     n_trials, env = 10, _cache_env(tmp_path)
     journal = tmp_path / "j.jsonl"
     rng = random.Random(0)
     kills = torn = 0
     while kills < 10:
+        done = len(_told(journal))
         proc = _run_worker(journal, n_trials, sleep=0.05, env=env)
-        time.sleep(rng.uniform(0.3, 5.0))
-        if proc.poll() is not None:
-            break  # finished before this kill
+        if done >= n_trials - 2 or rng.random() < 0.3:
+            time.sleep(rng.uniform(0.1, 0.5))  # during import or compilation
+        else:  # after one or two more records, some of them mid-write
+            _wait_for_records(journal, proc, rng.randint(1, 2))
+            time.sleep(rng.uniform(0.0, 0.05))
+        assert proc.poll() is None, "the worker finished before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
