@@ -14,7 +14,7 @@ install: $(PY)
 	$(PIP) install --quiet -e .
 
 install-dev: $(PY)
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -e ".[dev,optuna,ray]"
 
 demo: install
 	$(VENV)/bin/nnopt demo
