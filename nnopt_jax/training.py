@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnopt_jax import parallel
+from nnopt_jax import jax_cache, parallel
 from nnopt_jax.config import (ConfigError, check_config, integer, one_of, optional, real,
                               text)
 from nnopt_jax.data.batching import batch_indices
@@ -33,6 +33,8 @@ from nnopt_jax.data.catalog import DATASETS, canonical_name
 from nnopt_jax.checkpoint import (CheckpointError, restore_checkpoint, resume_or_start,
                                   save_checkpoint)
 from nnopt_jax.types import Array, Batch, LossFn, ModelState, Params, PRNGKey, PyTree
+
+jax_cache.enable()  # before anything compiles: see nnopt_jax.jax_cache
 
 __all__ = [
     "TrainState", "init_train_state", "make_train_step", "make_train_chunk", "fit",

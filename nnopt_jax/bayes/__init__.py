@@ -12,6 +12,10 @@ Modules:
   run          ``compress(cfg, out_dir=...)``; cli and demo on top.
 """
 
+from nnopt_jax import jax_cache
+
+jax_cache.enable()  # before anything compiles: see nnopt_jax.jax_cache
+
 from nnopt_jax.bayes.compression import (compression_ratio, deterministic_weights, layer_stats,
                                          make_results, markdown_table, quantize_params,
                                          variational_masks)

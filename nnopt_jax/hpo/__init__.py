@@ -12,10 +12,13 @@ Example::
     result = hpo.minimize(fn, space, n_trials=50, method="bo", seed=0)
 """
 
+from nnopt_jax import jax_cache
+
+jax_cache.enable()  # before anything compiles: see nnopt_jax.jax_cache
+
 from nnopt_jax.hpo import acquisition, gp, test_functions
 from nnopt_jax.hpo.base import Optimizer
 from nnopt_jax.hpo.bo import BayesianOptimizer
-from nnopt_jax.hpo.forest import ForestSurrogate
 from nnopt_jax.hpo import hypervolume
 from nnopt_jax.hpo.hypervolume import pareto_front, pareto_mask
 from nnopt_jax.hpo.journal import (Journal, JournalError, JournalWarning, Trial,
@@ -34,3 +37,11 @@ __all__ = [
     "TestFunction", "Trial", "acquisition", "get_function", "gp", "make_optimizer", "minimize",
     "read_journal", "test_functions", "tune",
 ]
+
+
+def __getattr__(name):
+    # scikit-learn's import costs half a second; only the "rf" surrogate needs it.
+    if name == "ForestSurrogate":
+        from nnopt_jax.hpo.forest import ForestSurrogate
+        return ForestSurrogate
+    raise AttributeError(f"module 'nnopt_jax.hpo' has no attribute {name!r}")

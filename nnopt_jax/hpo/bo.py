@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from nnopt_jax.hpo import gp, warping
 from nnopt_jax.hpo.acq_opt import maximize, sobol
@@ -328,7 +328,7 @@ class BayesianOptimizer(Optimizer):
             cand = np.asarray(self.space.snap_features(self._candidates(X, ys, rng)))
             mean, std = model.predict(cand)
             z = (ys.min() - mean) / std
-            ei = std * (stats.norm.pdf(z) + z * stats.norm.cdf(z))
+            ei = std * (np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi) + z * special.ndtr(z))
             order = np.argsort(-ei)
             choice, f = self._pick(cand[order], ei[order], seen, rng)
             out.append(choice)

@@ -131,4 +131,5 @@ def test_screening_keeps_the_starts_with_the_lowest_posterior_loss():
 
 
 def test_padded_size_schedule():
-    assert [gp.padded_size(n) for n in (1, 16, 17, 33, 64, 65)] == [16, 16, 32, 64, 64, 128]
+    assert [gp.padded_size(n) for n in (1, 16, 17, 33, 64, 65, 500)] == [64, 64, 64, 64, 64, 128, 512]
+    assert [gp.padded_size(n, minimum=16) for n in (1, 17, 33)] == [16, 32, 64]

@@ -9,6 +9,10 @@
 * :mod:`.search` / :mod:`.train` — the search loop and final training.
 """
 
+from nnopt_jax import jax_cache
+
+jax_cache.enable()  # before anything compiles: see nnopt_jax.jax_cache
+
 from nnopt_jax.nas.darts.architect import (finite_difference_grad, first_order_grad,
                                            hypergradient, second_order_grad, unrolled_val_loss,
                                            virtual_step)

@@ -17,6 +17,10 @@ Example::
     traj.test[-1]   # cifar10-test of the best-val cell found
 """
 
+from nnopt_jax import jax_cache
+
+jax_cache.enable()  # before anything compiles: see nnopt_jax.jax_cache
+
 from nnopt_jax.nas.nb201.network import NB201Network, build_network, flops, param_count
 from nnopt_jax.nas.nb201.search import METHODS, Trajectory, run_benchmark, run_search
 from nnopt_jax.nas.nb201.space import (

@@ -1,0 +1,81 @@
+"""The persistent compilation cache: where it lives, how to turn it off, and that a
+fresh process really loads what an earlier one compiled (counted by JAX's own
+cache-hit events, since a host's XLA may reject CPU entries)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nnopt_jax import jax_cache
+
+# A fresh process: enables the cache by importing nnopt_jax.hpo, runs a BO study
+# past its initial design and prints JAX's cache events and the directory used.
+STUDY = """
+import json, jax
+events = []
+jax.monitoring.register_event_listener(lambda name, **kw: events.append(name))
+from nnopt_jax import hpo
+f = hpo.get_function("branin")
+opt = hpo.BayesianOptimizer(f.space(), seed=0, n_initial=3, n_candidates=64, n_refine=1,
+                            refine_steps=3, fit_steps=3, n_screen=4)
+for _ in range(4):
+    p = opt.ask()
+    opt.tell(p, f(p))
+print(json.dumps({"hits": events.count("/jax/compilation_cache/cache_hits"),
+                  "misses": events.count("/jax/compilation_cache/cache_misses"),
+                  "dir": jax.config.jax_compilation_cache_dir}))
+"""
+
+
+def _run_study(env_overrides: dict) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("JAX_COMPILATION_CACHE_DIR", jax_cache.ENV)}
+    env.update(env_overrides)
+    out = subprocess.run([sys.executable, "-c", STUDY], env=env, capture_output=True,
+                         text=True, timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("", "XDG/nnopt/jax"), ("off", None), ("OFF", None), ("0", None), ("false", None),
+    ("CUSTOM", "CUSTOM"),
+])
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path, value, expected):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "XDG"))
+    monkeypatch.setenv(jax_cache.ENV, value.replace("CUSTOM", str(tmp_path / "CUSTOM")))
+    got = jax_cache.cache_dir()
+    assert got == (None if expected is None else tmp_path / expected)
+
+
+def test_default_dir_is_under_the_home_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert jax_cache.default_dir() == tmp_path / ".cache" / "nnopt" / "jax"
+
+
+def test_a_second_process_loads_the_programs_the_first_compiled(tmp_path):
+    cache = tmp_path / "cache"
+    first = _run_study({jax_cache.ENV: str(cache)})
+    assert first["dir"] == str(cache)
+    assert first["misses"] >= 2 and first["hits"] == 0  # the GP fit and the proposal
+    assert len(list(cache.iterdir())) >= 2
+    second = _run_study({jax_cache.ENV: str(cache)})
+    assert second["hits"] >= first["misses"], (first, second)
+    assert second["misses"] == 0
+
+
+def test_off_writes_nothing(tmp_path):
+    result = _run_study({jax_cache.ENV: "off", "XDG_CACHE_HOME": str(tmp_path)})
+    assert not result["dir"] and result["hits"] == result["misses"] == 0
+    assert not (tmp_path / "nnopt").exists()
+
+
+def test_a_directory_the_user_chose_is_kept(tmp_path):
+    mine = tmp_path / "mine"
+    result = _run_study({"JAX_COMPILATION_CACHE_DIR": str(mine),
+                         jax_cache.ENV: str(tmp_path / "ours")})
+    assert result["dir"] == str(mine) and result["misses"] >= 2
+    assert mine.is_dir() and not (tmp_path / "ours").exists()
