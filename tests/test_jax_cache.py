@@ -79,3 +79,61 @@ def test_a_directory_the_user_chose_is_kept(tmp_path):
                          jax_cache.ENV: str(tmp_path / "ours")})
     assert result["dir"] == str(mine) and result["misses"] >= 2
     assert mine.is_dir() and not (tmp_path / "ours").exists()
+
+
+def _affine(x, params, *, scale):
+    from nnopt_jax.hpo.gp import GPParams
+
+    return GPParams(params.log_ls * scale + x.sum(), params.log_amp, params.log_noise,
+                    params.mean - x.mean())
+
+
+@pytest.fixture
+def own_cache(monkeypatch, tmp_path):
+    """This package's cache in ``tmp_path``, as :func:`jax_cache.enable` would set it."""
+    import jax
+
+    before = jax.config.jax_compilation_cache_dir
+    monkeypatch.setenv(jax_cache.ENV, str(tmp_path))
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+    yield tmp_path
+    jax.config.update("jax_compilation_cache_dir", before)
+
+
+def test_exported_jit_matches_jit_and_reloads_from_disk(monkeypatch, own_cache):
+    import jax
+    import numpy as np
+
+    from nnopt_jax.hpo.gp import GPParams
+
+    tmp_path = own_cache
+    x = np.arange(6.0, dtype=np.float32)
+    params = GPParams(np.ones(3, np.float32), np.float32(0.5), np.float32(-1.0), np.float32(2.0))
+    want = jax.jit(_affine, static_argnames=("scale",))(x, params, scale=3.0)
+    got = jax_cache.ExportedJit(_affine, static_argnames=("scale",))(x, params, scale=3.0)
+    assert isinstance(got, GPParams)
+    jax.tree.map(np.testing.assert_array_equal, got, want)
+    assert len(list((tmp_path / "exported").iterdir())) == 1
+    # a fresh wrapper (as in a new process) deserialises instead of tracing again
+    export = jax.export.export
+    monkeypatch.setattr(jax.export, "export", lambda *a, **k: pytest.fail("traced again"))
+    again = jax_cache.ExportedJit(_affine, static_argnames=("scale",))(x, params, scale=3.0)
+    jax.tree.map(np.testing.assert_array_equal, again, want)
+    # another static value is another program
+    monkeypatch.setattr(jax.export, "export", export)
+    jax_cache.ExportedJit(_affine, static_argnames=("scale",))(x, params, scale=2.0)
+    assert len(list((tmp_path / "exported").iterdir())) == 2
+
+
+def test_exported_jit_is_plain_jit_with_the_cache_off(monkeypatch, tmp_path):
+    import jax
+    import numpy as np
+
+    from nnopt_jax.hpo.gp import GPParams
+
+    monkeypatch.setenv(jax_cache.ENV, "off")
+    monkeypatch.setattr(jax.export, "export", lambda *a, **k: pytest.fail("exported"))
+    params = GPParams(np.ones(3), np.float64(0.5), np.float64(-1.0), np.float64(2.0))
+    out = jax_cache.ExportedJit(_affine, static_argnames=("scale",))(np.ones(2), params,
+                                                                    scale=1.0)
+    assert float(out.mean) == 1.0

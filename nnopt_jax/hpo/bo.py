@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special
 
+from nnopt_jax import jax_cache
 from nnopt_jax.hpo import gp, warping
 from nnopt_jax.hpo.acq_opt import maximize, sobol
 from nnopt_jax.hpo.acquisition import ACQUISITIONS, get_acquisition
@@ -50,14 +51,14 @@ class _Static(NamedTuple):
     n_return: int
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
+@functools.partial(jax_cache.ExportedJit, static_argnames=("cfg",))
 def _fit(X, y, mask, init, seed, step, *, cfg: _Static):
     key = jax.random.fold_in(jax.random.key(seed), step)
     return gp.fit(X, y, mask, init, key=key, kernel=cfg.kernel, n_restarts=cfg.n_restarts,
                   n_steps=cfg.fit_steps, min_noise=cfg.min_noise, n_screen=cfg.n_screen)
 
 
-@functools.partial(jax.jit, static_argnames=("space", "cfg"))
+@functools.partial(jax_cache.ExportedJit, static_argnames=("space", "cfg"))
 def _propose(params, X, y, mask, best, candidates, *, space: SearchSpace, cfg: _Static):
     post = gp.posterior(params, X, y, mask, kernel=cfg.kernel, min_noise=cfg.min_noise)
     acq = get_acquisition(cfg.acquisition, xi=cfg.xi, beta=cfg.beta)

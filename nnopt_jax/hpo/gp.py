@@ -57,6 +57,10 @@ class GPParams(NamedTuple):
     mean: jax.Array  # () constant mean
 
 
+# Exported programs (jax_cache.ExportedJit) take and return GPParams.
+jax.export.register_namedtuple_serialization(GPParams, serialized_name="nnopt_jax.hpo.gp.GPParams")
+
+
 class Posterior(NamedTuple):
     """Cached factorisation for fast predictions (R&W Algorithm 2.1)."""
 
