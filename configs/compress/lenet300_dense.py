@@ -8,7 +8,7 @@ Smoke (seconds, used by the tests):
   nnopt compress --config configs/compress/lenet300_dense.py:smoke --out runs/compress/lenet300_dense_smoke
 """
 
-from nnopt_jax.bayes.run import smoke_variant
+from nnopt_jax.bayes.run import eval_defaults, smoke_variant
 from nnopt_jax.config import Config
 
 
@@ -23,6 +23,7 @@ def get_config(variant: str = "default") -> Config:
                    warmup_start=5, warmup_end=20, checkpoint_every=0),
         eval_batch_size=1000,
         export=True,
+        eval=eval_defaults(),  # --set eval.uncertainty=true: calibration and OOD report
     )
 
     if variant == "smoke":

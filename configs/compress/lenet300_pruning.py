@@ -9,7 +9,7 @@ Smoke (seconds, used by the tests):
   nnopt compress --config configs/compress/lenet300_pruning.py:smoke --out runs/compress/lenet300_pruning_smoke
 """
 
-from nnopt_jax.bayes.run import smoke_variant
+from nnopt_jax.bayes.run import eval_defaults, smoke_variant
 from nnopt_jax.config import Config
 
 
@@ -24,6 +24,7 @@ def get_config(variant: str = "default") -> Config:
                    warmup_start=5, warmup_end=20, checkpoint_every=0),
         eval_batch_size=1000,
         export=True,
+        eval=eval_defaults(),  # --set eval.uncertainty=true: calibration and OOD report
     )
     cfg.pruning = dict(sparsity={'mlp/fc1': 0.92, 'mlp/fc2': 0.91, 'mlp/fc3': 0.74},
                        stages=(0.5, 0.75, 0.9, 0.97, 1.0), retrain_epochs=10, retrain_learning_rate=1e-3)

@@ -13,7 +13,7 @@ Smoke (seconds, used by the tests):
   nnopt compress --config configs/compress/lenet300_svd.py:smoke --out runs/compress/lenet300_svd_smoke
 """
 
-from nnopt_jax.bayes.run import smoke_variant
+from nnopt_jax.bayes.run import eval_defaults, smoke_variant
 from nnopt_jax.config import Config
 
 
@@ -29,6 +29,7 @@ def get_config(variant: str = "default") -> Config:
                    warmup_start=5, warmup_end=20, checkpoint_every=0),
         eval_batch_size=1000,
         export=True,
+        eval=eval_defaults(),  # --set eval.uncertainty=true: calibration and OOD report
     )
     cfg.train.flat_epochs = 100
     if variant == "smoke":

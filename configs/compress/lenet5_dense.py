@@ -8,7 +8,7 @@ Smoke (seconds, used by the tests):
   nnopt compress --config configs/compress/lenet5_dense.py:smoke --out runs/compress/lenet5_dense_smoke
 """
 
-from nnopt_jax.bayes.run import smoke_variant
+from nnopt_jax.bayes.run import eval_defaults, smoke_variant
 from nnopt_jax.config import Config
 
 
@@ -24,6 +24,7 @@ def get_config(variant: str = "default") -> Config:
                    steps_per_chunk=1, unroll=True),  # XLA:CPU convolutions in loops: 7x slower
         eval_batch_size=1000,
         export=True,
+        eval=eval_defaults(),  # --set eval.uncertainty=true: calibration and OOD report
     )
 
     if variant == "smoke":

@@ -9,7 +9,7 @@ Smoke (seconds, used by the tests):
   nnopt compress --config configs/compress/lenet5_pruning.py:smoke --out runs/compress/lenet5_pruning_smoke
 """
 
-from nnopt_jax.bayes.run import smoke_variant
+from nnopt_jax.bayes.run import eval_defaults, smoke_variant
 from nnopt_jax.config import Config
 
 
@@ -25,6 +25,7 @@ def get_config(variant: str = "default") -> Config:
                    steps_per_chunk=1, unroll=True),  # XLA:CPU convolutions in loops: 7x slower
         eval_batch_size=1000,
         export=True,
+        eval=eval_defaults(),  # --set eval.uncertainty=true: calibration and OOD report
     )
     cfg.pruning = dict(sparsity={'conv1': 0.34, 'conv2': 0.88, 'fc1': 0.92, 'fc2': 0.81},
                        stages=(0.5, 0.75, 0.9, 0.97, 1.0), retrain_epochs=10, retrain_learning_rate=1e-3)

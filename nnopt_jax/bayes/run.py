@@ -26,10 +26,11 @@ import optax
 from nnopt_jax.bayes import compression, export, objectives, pruning
 from nnopt_jax.bayes.models import get_model
 from nnopt_jax import rundir, training
-from nnopt_jax.config import (Config, ConfigError, check_config, integer, one_of, real,
-                              sequence_of)
+from nnopt_jax.config import (Config, ConfigError, check_config, integer, one_of, optional, real,
+                              sequence_of, text)
 
-__all__ = ["compress", "METHODS", "smoke_variant", "validate_config", "MAY_CHANGE_ON_RESUME"]
+__all__ = ["compress", "METHODS", "smoke_variant", "validate_config", "MAY_CHANGE_ON_RESUME",
+           "EVAL_DEFAULTS", "eval_defaults"]
 
 METHODS = ("sparse_vd", "vnq", "dense", "pruning")
 _DENSE_NAMES = {"lenet300_100": "lenet300", "lenet5": "lenet5"}
@@ -98,6 +99,35 @@ def evaluate(model, params, model_state, x, y, *, batch_size: int = 1000) -> dic
     return training.evaluate(_apply_fn(model), params, model_state, x, y, batch_size=batch_size)
 
 
+EVAL_DEFAULTS = {"uncertainty": False, "uncertainty_samples": 30, "ood_dataset": "fashion_mnist",
+                 "dense_baseline": None}
+"""The ``eval`` block: ``uncertainty`` turns on :mod:`nnopt_jax.bayes.uncertainty`'s
+report after training (``results["uncertainty"]``, ``reliability.png``) with
+``uncertainty_samples`` MC samples, OOD images from ``ood_dataset`` (a registered
+dataset or "uniform_noise") and, for sparse VD / VNQ, the dense run in the out
+dir ``dense_baseline`` (None: no dense mode)."""
+
+
+def eval_defaults() -> Config:
+    """A fresh ``eval`` block with :data:`EVAL_DEFAULTS` (configs add it so ``--set eval.*`` works)."""
+    return Config(EVAL_DEFAULTS)
+
+
+def _boolean(value):
+    return None if isinstance(value, bool) else "true or false"
+
+
+def _ood_name(value):
+    from nnopt_jax.bayes.uncertainty import UNIFORM_NOISE
+    from nnopt_jax.data.catalog import DATASETS, canonical_name
+
+    try:
+        ok = value == UNIFORM_NOISE or bool(canonical_name(value))
+    except (ValueError, TypeError):
+        ok = False
+    return None if ok else f"one of {', '.join(map(repr, (*DATASETS, UNIFORM_NOISE)))}"
+
+
 RULES = {
     "method": one_of(*METHODS),
     "seed": integer(0),
@@ -119,11 +149,15 @@ RULES = {
     "pruning.retrain_epochs": integer(1),
     "pruning.retrain_learning_rate": real(0.0, low_open=True),
     "pruning.stages": sequence_of(real(0.0, 1.0, low_open=True), min_len=1),
+    "eval.uncertainty": _boolean,
+    "eval.uncertainty_samples": integer(1),
+    "eval.ood_dataset": _ood_name,
+    "eval.dense_baseline": optional(text),
 }
 """Checks of the config values :func:`compress` reads."""
 
 MAY_CHANGE_ON_RESUME = ("train.num_epochs", "train.checkpoint_every", "train.steps_per_chunk",
-                        "train.unroll", "data.data_dir", "eval_batch_size", "export")
+                        "train.unroll", "data.data_dir", "eval_batch_size", "export", "eval")
 """Config keys a resumed ``nnopt compress`` may change."""
 
 
@@ -141,6 +175,11 @@ def validate_config(cfg) -> None:
     if end < start:
         raise ConfigError(f"invalid config: train.warmup_end={end} is before "
                           f"train.warmup_start={start}")
+    baseline = cfg.get("eval", {}).get("dense_baseline")
+    if cfg.get("eval", {}).get("uncertainty") and baseline and not (
+            pathlib.Path(baseline) / "export" / "meta.json").is_file():
+        raise ConfigError(f"invalid config: eval.dense_baseline={baseline!r} is not the out dir of a "
+                          "compress run with an export/ (e.g. runs/compress/lenet300_dense)")
 
 
 class _Run:
@@ -221,7 +260,7 @@ def _variational(run: _Run, method: str):
     params, model_state = jax.device_get((state.params, state.model_state))
 
     ev = run.evaluate(model, params, model_state)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"posterior_params": params}
     if method == "vnq":
         qparams, info = compression.quantize_params(params, threshold=threshold)
         q_ev = run.evaluate(model, qparams, model_state)
@@ -303,7 +342,8 @@ def compress(cfg, *, out_dir, resume: bool = False, overwrite: bool = False,
     densenet, threshold, log_sigma2_init, ...), ``train`` (batch_size, num_epochs,
     learning_rate, schedule, warmup_start, warmup_end, pretrain_epochs,
     level_lr_factor, checkpoint_every, steps_per_chunk, unroll), ``pruning`` (sparsity per layer, stages,
-    retrain_epochs), ``seed``, ``export``.
+    retrain_epochs), ``seed``, ``export``, ``eval`` (:data:`EVAL_DEFAULTS`: uncertainty,
+    uncertainty_samples, ood_dataset, dense_baseline).
 
     ``resume`` continues the run in ``out_dir`` (only the keys in
     :data:`MAY_CHANGE_ON_RESUME` may change); ``overwrite`` discards a previous
@@ -328,9 +368,17 @@ def compress(cfg, *, out_dir, resume: bool = False, overwrite: bool = False,
     run = _Run(cfg, out, resume, progress)
     rundir.prepare_run_dir(out, **run_dir)
     if method in ("sparse_vd", "vnq"):
-        results, exported, *_ = _variational(run, method)
+        results, exported, params, model_state, model, extra = _variational(run, method)
     else:
-        results, exported, *_ = _dense_or_pruning(run, method)
+        results, exported, params, model_state, model, extra = _dense_or_pruning(run, method)
+    ecfg = {**EVAL_DEFAULTS, **cfg.get("eval", {})}
+    if ecfg["uncertainty"]:
+        from nnopt_jax.bayes.uncertainty import compress_uncertainty
+
+        results["uncertainty"] = compress_uncertainty(
+            method=method, model=model, params=extra.get("posterior_params", params), model_state=model_state,
+            final_params=params, x_test=run.x_test, y_test=run.y_test, eval_cfg=ecfg, seed=int(cfg.seed),
+            out_dir=out, data_name=cfg.data.name, data_dir=cfg.data.get("data_dir"), batch_size=run.eval_bs)
     results.update({
         "method": method, "model": cfg.model.name, "dataset": cfg.data.name,
         "epochs_run": len(run.history), "wall_time_s": time.perf_counter() - t0,
