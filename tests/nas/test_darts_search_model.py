@@ -66,7 +66,7 @@ def test_wrong_alpha_shape_is_rejected():
         raise AssertionError("expected a ValueError")
 
 
-@pytest.mark.slow  # 74 s on the 2-core machine of session 7
+@pytest.mark.slow  # 74 s on a slower 2-core machine
 def test_remat_changes_memory_not_results():
     """``remat=True`` keeps the parameter tree, the gradients and a
     gradient of a gradient (as in the second-order hypergradient)."""
