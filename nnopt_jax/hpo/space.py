@@ -13,6 +13,21 @@ Two encodings are provided:
   an arbitrary point of ``[0, 1]^n_features`` onto the encodings of valid
   configurations (rounding integers, arg-maxing one-hot blocks); it is pure
   ``jax.numpy`` so it runs inside jit.
+
+Conditional dimensions. Any dimension may carry ``condition=(parent, values)``:
+it is *active* only when the categorical ``parent`` (defined earlier in the
+space, itself active) takes one of ``values``, e.g.
+``Real(0.5, 5.0, condition=("method", {"svd", "vnq"}))``. An inactive
+dimension is absent from the configuration: it is never sampled (its unit
+coordinate is drawn but not decoded, so the random stream of unconditional
+spaces is unchanged), :meth:`SearchSpace.validate` refuses a value for it, so
+journals never record one, and the GP sees it at a fixed neutral encoding:
+its numerical column is :data:`INACTIVE_FEATURE` (0.5, the centre of the
+cube) and its one-hot block all zeros (equidistant from every choice).
+Trials where the dimension is inactive therefore share one constant column,
+which carries no information into the kernel; :meth:`SearchSpace.snap_features`
+applies the same encoding to candidates, so the acquisition is maximised over
+the encodings that trials actually have.
 """
 
 from __future__ import annotations
@@ -32,9 +47,11 @@ class Real:
     low: float
     high: float
     log: bool = False
+    condition: tuple | None = None
 
     def __post_init__(self):
         _check_bounds(self, "Real")
+        object.__setattr__(self, "condition", _condition(self.condition))
 
     @property
     def _bounds(self) -> tuple[float, float]:
@@ -74,8 +91,10 @@ class Int:
     low: int
     high: int
     log: bool = False
+    condition: tuple | None = None
 
     def __post_init__(self):
+        object.__setattr__(self, "condition", _condition(self.condition))
         for bound in (self.low, self.high):
             if not _is_integral(bound):
                 raise ValueError(f"Int bounds must be integers, got ({self.low!r}, "
@@ -119,8 +138,9 @@ class Categorical:
     """An unordered choice among ``choices`` (any hashable, JSON-friendly values)."""
 
     choices: tuple
+    condition: tuple | None = None
 
-    def __init__(self, choices: Sequence[Any]):
+    def __init__(self, choices: Sequence[Any], condition: Any = None):
         if isinstance(choices, (str, bytes)) or not isinstance(choices, (list, tuple)):
             raise ValueError(f"Categorical needs a list of choices, got {choices!r}; write "
                              f"Categorical([{choices!r}]) for a single choice")
@@ -130,6 +150,7 @@ class Categorical:
         if len(set(map(repr, choices))) != len(choices):
             raise ValueError(f"Categorical choices must be distinct, got {choices}")
         object.__setattr__(self, "choices", choices)
+        object.__setattr__(self, "condition", _condition(condition))
 
     def index(self, value: Any) -> int:
         for i, c in enumerate(self.choices):
@@ -150,6 +171,31 @@ class Categorical:
 
 
 Dimension = Real | Int | Categorical
+
+INACTIVE_FEATURE = 0.5
+"""The feature (and unit) value of an inactive real or integer dimension."""
+
+
+def _condition(condition: Any) -> tuple[str, tuple] | None:
+    """``condition`` as ``(parent, values)``; ``values`` may be a set, list, tuple or one value."""
+    if condition is None:
+        return None
+    if isinstance(condition, Mapping):
+        condition = (condition.get("parent"), condition.get("values"))
+    if not isinstance(condition, (tuple, list)) or len(condition) != 2 or \
+            not isinstance(condition[0], str):
+        raise ValueError(f"condition must be (parent_name, values), e.g. ('method', "
+                         f"{{'svd', 'vnq'}}), got {condition!r}")
+    parent, values = condition
+    if isinstance(values, (set, frozenset)):
+        values = tuple(sorted(values, key=repr))
+    elif isinstance(values, (list, tuple)):
+        values = tuple(values)
+    else:
+        values = (values,)
+    if not values:
+        raise ValueError(f"condition on {parent!r} needs at least one parent value")
+    return parent, values
 
 
 def _number(x: Any, what: str) -> float:
@@ -210,8 +256,10 @@ class SearchSpace:
                 raise ValueError(f"parameter names must be strings, got {name!r}")
             if not isinstance(d, (Real, Int, Categorical)):
                 raise ValueError(f"dimension {name!r} must be Real, Int or Categorical, got {d!r}")
-        self.dims: dict[str, Dimension] = dict(dims)
+        self.dims: dict[str, Dimension] = _check_conditions(dims)
         self.names: tuple[str, ...] = tuple(self.dims)
+        self.conditions: dict[str, tuple[str, tuple]] = {
+            n: d.condition for n, d in self.dims.items() if d.condition is not None}
         layout = []  # (kind, start, size) per parameter in feature space
         start = 0
         for d in self.dims.values():
@@ -237,15 +285,37 @@ class SearchSpace:
     def __repr__(self) -> str:
         return f"SearchSpace({self.dims!r})"
 
+    # -- conditions -----------------------------------------------------------
+    def _is_active(self, name: str, params: Mapping[str, Any]) -> bool:
+        """Whether ``name`` is active given the (earlier) values in ``params``."""
+        cond = self.conditions.get(name)
+        if cond is None:
+            return True
+        parent, values = cond
+        return parent in params and any(_same_choice(v, params[parent]) for v in values)
+
+    def active_names(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """The names active in the configuration ``params``, in the space's order."""
+        seen: dict[str, Any] = {}
+        for n in self.names:
+            if self._is_active(n, seen):
+                seen[n] = params.get(n)
+        return tuple(seen)
+
     # -- unit encoding --------------------------------------------------------
     def from_unit(self, u: Sequence[float]) -> dict[str, Any]:
-        """Decode one point of ``[0, 1]^len(self)`` into a configuration."""
-        return {n: d.from_unit(x) for (n, d), x in zip(self.dims.items(), u)}
+        """Decode one point of ``[0, 1]^len(self)`` into a configuration (active names only)."""
+        out: dict[str, Any] = {}
+        for (n, d), x in zip(self.dims.items(), u):
+            if self._is_active(n, out):
+                out[n] = d.from_unit(x)
+        return out
 
     def to_unit(self, params: Mapping[str, Any]) -> np.ndarray:
-        """Encode a configuration into ``[0, 1]^len(self)``."""
+        """Encode a configuration into ``[0, 1]^len(self)`` (inactive: :data:`INACTIVE_FEATURE`)."""
         params = self.validate(params)
-        return np.array([d.to_unit(params[n]) for n, d in self.dims.items()])
+        return np.array([d.to_unit(params[n]) if n in params else INACTIVE_FEATURE
+                         for n, d in self.dims.items()])
 
     def sample(self, n: int, *, rng: np.random.Generator) -> list[dict[str, Any]]:
         """Draws ``n`` configurations from the prior (log-uniform where ``log=True``)."""
@@ -256,21 +326,31 @@ class SearchSpace:
 
         Returns:
             The canonical configuration (ints as ``int``, reals as ``float``,
-            categoricals as the choice object), in the space's order.
+            categoricals as the choice object), in the space's order; it holds
+            the active names only.
 
         Raises:
-            ValueError: a parameter is missing, unknown, of the wrong type or out
-                of range; the message names it.
+            ValueError: a parameter is missing, unknown, inactive (its
+                condition does not hold), of the wrong type or out of range;
+                the message names it.
         """
         if not isinstance(params, Mapping):
             raise ValueError(f"params must be a dict of name -> value, got {params!r}")
-        missing = set(self.names) - set(params)
         extra = set(params) - set(self.names)
+        missing = set(self.active_names(params)) - set(params)
         if missing or extra:
             raise ValueError(f"params do not match the space: missing {sorted(missing)}, "
                              f"unexpected {sorted(map(str, extra))}")
         out = {}
         for name, dim in self.dims.items():
+            if not self._is_active(name, out):
+                if name in params:
+                    parent, values = self.conditions[name]
+                    raise ValueError(
+                        f"parameter {name!r} is inactive: it applies only when {parent!r} is "
+                        f"one of {list(values)}, but {parent!r} is "
+                        f"{out.get(parent, '(inactive)')!r}; leave {name!r} out")
+                continue
             try:
                 out[name] = dim.check(params[name])
             except ValueError as err:
@@ -283,7 +363,9 @@ class SearchSpace:
         params = self.validate(params)
         out = np.zeros(self.n_features)
         for (kind, start, size), (n, d) in zip(self.layout, self.dims.items()):
-            if kind == "cat":
+            if n not in params:  # inactive: the neutral encoding (all-zero one-hot block)
+                out[start] = 0.0 if kind == "cat" else INACTIVE_FEATURE
+            elif kind == "cat":
                 out[start + d.index(params[n])] = 1.0
             elif kind == "int":
                 out[start] = _int_feature(d, params[n])
@@ -296,6 +378,8 @@ class SearchSpace:
         f = np.asarray(f, dtype=float)
         out = {}
         for (kind, start, size), (n, d) in zip(self.layout, self.dims.items()):
+            if not self._is_active(n, out):
+                continue
             if kind == "cat":
                 out[n] = d.choices[int(np.argmax(f[start:start + size]))]
             elif kind == "int":
@@ -309,10 +393,13 @@ class SearchSpace:
 
         Integers are rounded in their native (possibly log) scale and mapped
         back; each one-hot block is replaced by the one-hot of its arg-max.
+        The columns of a dimension that is inactive at the snapped parent
+        values take the neutral encoding of :meth:`to_features`.
         """
         f = jnp.clip(f, 0.0, 1.0)
         cols = []
-        for (kind, start, size), d in zip(self.layout, self.dims.values()):
+        blocks: dict[str, tuple] = {}  # name -> (snapped one-hot, active) of categoricals
+        for (kind, start, size), (n, d) in zip(self.layout, self.dims.items()):
             x = f[..., start:start + size]
             if kind == "cat":
                 x = jax_one_hot_argmax(x)
@@ -323,6 +410,16 @@ class SearchSpace:
                 v = jnp.clip(jnp.round(v), d.low, d.high)
                 v = jnp.log(v) if d.log else v
                 x = (v - lo) / (hi - lo)
+            active = jnp.ones(f.shape[:-1] + (1,), f.dtype)
+            if n in self.conditions:
+                parent, values = self.conditions[n]
+                onehot, parent_active = blocks[parent]
+                pd = self.dims[parent]
+                idx = [pd.index(v) for v in values]
+                active = parent_active * jnp.sum(onehot[..., idx], axis=-1, keepdims=True)
+                x = jnp.where(active > 0, x, 0.0 if kind == "cat" else INACTIVE_FEATURE)
+            if kind == "cat":
+                blocks[n] = (x, active)
             cols.append(x)
         return jnp.concatenate(cols, axis=-1)
 
@@ -339,11 +436,16 @@ class SearchSpace:
             else:
                 out[n] = {"type": type(d).__name__.lower(), "low": d.low, "high": d.high,
                           "log": d.log}
+            if d.condition is not None:  # only then, so unconditional headers are unchanged
+                out[n]["condition"] = {"parent": d.condition[0], "values": list(d.condition[1])}
         return out
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Mapping[str, Any]]) -> "SearchSpace":
         """Builds a space from ``{name: {"type": "real"|"int"|"categorical", ...}}``.
+
+        Any entry may have ``"condition": {"parent": name, "values": [...]}``
+        (or ``[name, [...]]``): see the module docstring.
 
         Raises:
             ValueError: a malformed entry; the message names the dimension.
@@ -371,19 +473,45 @@ def _dimension_from_dict(s: Any) -> Dimension:
     if kind not in _SPEC_KEYS:
         raise ValueError(f"type must be 'real', 'int' or 'categorical', got {kind!r}")
     required = _SPEC_KEYS[kind]
-    allowed = {"type", *required} | ({"log"} if kind != "categorical" else set())
+    allowed = {"type", "condition", *required} | ({"log"} if kind != "categorical" else set())
     missing = [k for k in required if k not in s]
     if missing:
         raise ValueError(f"{kind} needs {' and '.join(required)}; missing {missing}")
     unknown = sorted(set(s) - allowed)
     if unknown:
         raise ValueError(f"unknown keys {unknown} for type {kind!r}; allowed: {sorted(allowed)}")
+    condition = s.get("condition")
     if kind == "categorical":
-        return Categorical(s["choices"])
+        return Categorical(s["choices"], condition=condition)
     log = s.get("log", False)
     if not isinstance(log, (bool, np.bool_)):
         raise ValueError(f"log must be true or false, got {log!r}")
-    return (Real if kind == "real" else Int)(s["low"], s["high"], log=bool(log))
+    return (Real if kind == "real" else Int)(s["low"], s["high"], log=bool(log),
+                                             condition=condition)
+
+
+def _check_conditions(dims: Mapping[str, Dimension]) -> dict[str, Dimension]:
+    """``dims`` with each condition checked against its parent and its values put in
+    the parent's order (so equal spaces compare equal); ``ValueError`` names the problem."""
+    out: dict[str, Dimension] = {}
+    for name, d in dims.items():
+        if d.condition is not None:
+            parent, values = d.condition
+            if parent not in out:
+                where = "defined after it" if parent in dims else "not in the space"
+                raise ValueError(f"dimension {name!r} is conditioned on {parent!r}, which is "
+                                 f"{where}; list the parent first")
+            pd = out[parent]
+            if not isinstance(pd, Categorical):
+                raise ValueError(f"dimension {name!r} is conditioned on {parent!r}, which is "
+                                 f"{type(pd).__name__}; a parent must be Categorical")
+            try:
+                idx = sorted({pd.index(v) for v in values})
+            except ValueError as err:
+                raise ValueError(f"dimension {name!r}: condition on {parent!r}: {err}") from None
+            d = dataclasses.replace(d, condition=(parent, tuple(pd.choices[i] for i in idx)))
+        out[name] = d
+    return out
 
 
 def _int_feature(d: Int, value) -> float:

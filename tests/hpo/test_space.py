@@ -73,3 +73,106 @@ def test_dict_round_trip_and_hash():
     assert again == space and hash(again) == hash(space)
     with pytest.raises(ValueError, match="params do not match"):
         space.to_features({"lr": 1e-3})
+
+
+# -- conditional dimensions -------------------------------------------------------------
+def _conditional_space():
+    return hpo.SearchSpace({
+        "method": hpo.Categorical(["dense", "pruning", "svd", "vnq"]),
+        "lr": hpo.Real(1e-4, 1e-1, log=True),
+        "kl_end": hpo.Real(0.5, 5.0, condition=("method", {"svd", "vnq"})),
+        "rate": hpo.Real(0.5, 0.99, condition=("method", "pruning")),
+        "bits": hpo.Categorical([2, 3], condition=("method", ["vnq"])),
+    })
+
+
+def _active(p):
+    return {"dense": set(), "pruning": {"rate"}, "svd": {"kl_end"},
+            "vnq": {"kl_end", "bits"}}[p["method"]] | {"method", "lr"}
+
+
+def test_conditional_inactive_dimensions_are_never_sampled():
+    space = _conditional_space()
+    samples = space.sample(400, rng=np.random.default_rng(0))
+    assert {p["method"] for p in samples} == {"dense", "pruning", "svd", "vnq"}
+    for p in samples:
+        assert set(p) == _active(p), p
+        assert space.validate(p) == p
+    # the BO initial design and its model suggestions obey the conditions too
+    opt = hpo.BayesianOptimizer(space, seed=0, n_initial=4, n_candidates=256, n_refine=2,
+                                refine_steps=5)
+    for i in range(7):
+        p = opt.ask()
+        assert set(p) == _active(p), p
+        opt.tell(p, float(np.log(p["lr"])) + (p.get("kl_end", 0.0) or 0.0))
+
+
+def test_conditional_inactive_dimensions_have_a_fixed_neutral_encoding():
+    space = _conditional_space()
+    layout = dict(zip(space.names, space.layout))
+    dense = [p for p in space.sample(200, rng=np.random.default_rng(1)) if p["method"] == "dense"]
+    feats = np.stack([space.to_features(p) for p in dense])
+    for name in ("kl_end", "rate"):
+        assert np.all(feats[:, layout[name][1]] == hpo.space.INACTIVE_FEATURE)
+    _, start, size = layout["bits"]
+    assert np.all(feats[:, start:start + size] == 0.0)
+    # the jitted snap gives candidates the same encoding as the trials
+    snapped = np.asarray(space.snap_features(np.random.default_rng(2).random(
+        (300, space.n_features))))
+    for row in snapped:
+        p = space.from_features(row)
+        np.testing.assert_allclose(row, space.to_features(p), atol=1e-12)
+    # the GP's training inputs hold that constant column for every dense trial
+    opt = hpo.BayesianOptimizer(space, seed=0)
+    for p in dense[:5]:
+        opt.tell(p, p["lr"])
+    X, _ = opt._data()
+    assert np.all(X[:, layout["kl_end"][1]] == hpo.space.INACTIVE_FEATURE)
+
+
+def test_conditional_inactive_dimensions_are_never_journaled(tmp_path):
+    import json
+
+    space = _conditional_space()
+    journal = tmp_path / "journal.jsonl"
+    opt = hpo.RandomSearch(space, seed=3, journal=journal)
+    for _ in range(20):
+        p = opt.ask()
+        opt.tell(p, 1.0)
+    with pytest.raises(ValueError, match="'rate' is inactive"):
+        opt.tell({"method": "dense", "lr": 1e-3, "rate": 0.9}, 1.0)
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    trials = [r for r in records if r["type"] in ("trial", "ask")]
+    assert len(trials) == 40
+    for r in trials:
+        assert set(r["params"]) == _active(r["params"]), r
+    header = records[0]["space"]
+    assert header["kl_end"]["condition"] == {"parent": "method", "values": ["svd", "vnq"]}
+    assert hpo.SearchSpace.from_dict(header) == space
+    resumed = hpo.RandomSearch.resume(journal)
+    assert len(resumed.trials) == 20 and resumed.space == space
+
+
+@pytest.mark.parametrize("dims, match", [
+    ({"x": hpo.Real(0, 1, condition=("m", ["a"]))}, "not in the space"),
+    ({"x": hpo.Real(0, 1, condition=("m", ["a"])), "m": hpo.Categorical(["a"])}, "defined after"),
+    ({"m": hpo.Real(0, 1), "x": hpo.Real(0, 1, condition=("m", [0.5]))}, "must be Categorical"),
+    ({"m": hpo.Categorical(["a"]), "x": hpo.Real(0, 1, condition=("m", ["b"]))}, "not one of"),
+])
+def test_conditional_space_errors(dims, match):
+    with pytest.raises(ValueError, match=match):
+        hpo.SearchSpace(dims)
+
+
+def test_conditional_validate_names_missing_and_nested_conditions():
+    space = hpo.SearchSpace({"a": hpo.Categorical(["x", "y"]),
+                             "b": hpo.Categorical(["u", "v"], condition=("a", "y")),
+                             "c": hpo.Int(1, 4, condition=("b", "v"))})
+    assert space.validate({"a": "x"}) == {"a": "x"}
+    assert space.validate({"a": "y", "b": "u"}) == {"a": "y", "b": "u"}
+    with pytest.raises(ValueError, match=r"missing \['c'\]"):
+        space.validate({"a": "y", "b": "v"})
+    with pytest.raises(ValueError, match="'c' is inactive"):
+        space.validate({"a": "x", "c": 2})
+    samples = space.sample(200, rng=np.random.default_rng(0))
+    assert {tuple(sorted(p)) for p in samples} == {("a",), ("a", "b"), ("a", "b", "c")}
