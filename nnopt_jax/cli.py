@@ -26,28 +26,45 @@ EPILOG = textwrap.dedent("""\
       nnopt compress --config configs/compress/lenet300_svd.py --data-dir ../shared/data/mnist
       nnopt nas search --config configs/nas/darts_fashion_search.py
       nnopt nas train --config configs/nas/darts_fashion_train.py --genotype DARTS_V2
-      nnopt nas bench201 --method bo --queries 100 --runs 10 --data ../shared/data/nasbench201
+      nnopt nas bench201 --method bo --queries 100 --runs 10 --data-dir ../shared/data/nasbench201
       nnopt nas bench201 --objectives params --queries 100 --runs 10
       nnopt data check mnist --data-dir ../shared/data/mnist
 
     A fresh run refuses an --out that holds another run: pass --resume to continue
     it (only e.g. train.num_epochs may change) or --overwrite to discard it.
-    Errors print one line; NNOPT_DEBUG=1 shows the traceback. Multi-host runs
+    Every command has --help with an example. Errors print one line;
+    NNOPT_DEBUG=1 shows the traceback. Multi-host runs
     (--distributed) wait NNOPT_DISTRIBUTED_TIMEOUT seconds (default 300) for the
     coordinator at JAX_COORDINATOR_ADDRESS.
     """)
 
 
-def _add_run_options(parser: argparse.ArgumentParser, *, config: bool = True) -> None:
-    if config:
-        parser.add_argument("--config", required=True, metavar="FILE[:VARIANT]",
-                            help="Python config file with get_config(); ':smoke' picks the "
-                                 "small variant")
-        parser.add_argument("--set", dest="overrides", action="append", default=[],
-                            metavar="KEY=VALUE", help="override a config value, e.g. "
-                                                      "train.learning_rate=1e-3 (repeatable)")
-    parser.add_argument("--data-dir", help="dataset directory (else $NNOPT_DATA_DIR, "
-                                           "~/.cache/nnopt, system locations)")
+SEED_KEYS = {"train": "seed", "hpo": "hpo.seed", "compress": "seed",
+             "nas search": "search.seed", "nas train": "train.seed"}
+"""The config key ``--seed`` sets, per command (the same flag, whatever the config's layout)."""
+
+DATA_DIR_HELP = "dataset directory (else $NNOPT_DATA_DIR, ~/.cache/nnopt, system locations)"
+
+
+def _add_parser(sub, name: str, *, help: str, example: str,
+                description: str | None = None) -> argparse.ArgumentParser:
+    """A sub-command whose ``--help`` ends with an example line."""
+    description = description or help[:1].upper() + help[1:]
+    return sub.add_parser(name, help=help, description=textwrap.fill(description, 79),
+                          epilog=f"Example:\n  {example}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _add_run_options(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--config", required=True, metavar="FILE[:VARIANT]",
+                        help="Python config file with get_config(); ':smoke' picks the "
+                             "small variant")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config value, e.g. "
+                                                  "train.learning_rate=1e-3 (repeatable)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help=f"the run's seed (sets {SEED_KEYS[command]}; default: the config's)")
+    parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--out", type=pathlib.Path, help="output directory (default: runs/...)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out (same config; e.g. more epochs)")
@@ -69,61 +86,95 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nnopt_jax {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = sub.add_parser("demo", help="a few-minute tour of every pillar on sklearn digits")
-    demo.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/demo"))
-    demo.add_argument("--seed", type=int, default=0)
+    demo = _add_parser(sub, "demo", help="a few-minute tour of every pillar on sklearn digits",
+                       example="nnopt demo --out runs/demo --skip nas")
+    demo.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/demo"),
+                      help="output directory (default: runs/demo; a previous demo there is "
+                           "replaced)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of every stage (default: 0)")
     demo.add_argument("--skip", default="", help="comma-separated stages to skip "
                                                  "(train,hpo,nas,compress)")
-    demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
-    train = sub.add_parser("train", help="train a classifier from a config")
-    _add_run_options(train)
+    train = _add_parser(sub, "train", help="train a classifier from a config",
+                        example="nnopt train --config configs/mnist_lenet300.py "
+                                "--data-dir ../shared/data/mnist")
+    _add_run_options(train, "train")
 
-    hpo = sub.add_parser("hpo", help="tune a training run's hyper-parameters")
-    _add_run_options(hpo)
+    hpo = _add_parser(sub, "hpo", help="tune a training run's hyper-parameters",
+                      example="nnopt hpo --config configs/hpo/digits_mlp.py "
+                              "--out runs/hpo/digits_mlp")
+    _add_run_options(hpo, "hpo")
 
-    compress = sub.add_parser("compress", help="sparse VD / VNQ / pruning of a network")
-    _add_run_options(compress)
+    compress = _add_parser(sub, "compress", help="sparse VD / VNQ / pruning of a network",
+                           example="nnopt compress --config configs/compress/lenet300_svd.py "
+                                   "--data-dir ../shared/data/mnist")
+    _add_run_options(compress, "compress")
 
-    nas = sub.add_parser("nas", help="architecture search (DARTS, NAS-Bench-201)")
+    nas = _add_parser(sub, "nas", help="architecture search (DARTS, NAS-Bench-201)",
+                      example="nnopt nas search --config configs/nas/darts_fashion_search.py")
     nas_sub = nas.add_subparsers(dest="nas_command", metavar="VERB", required=True)
-    search = nas_sub.add_parser(
-        "search", help="DARTS search (first or second order)",
+    search = _add_parser(
+        nas_sub, "search", help="DARTS search (first or second order)",
+        example="nnopt nas search --config configs/nas/darts_fashion_search.py "
+                "--set search.order=first",
         description="DARTS search. The hypergradient is the config's search.order: "
         "first, second (exact, autodiff through the virtual step) or second_fd (the "
         "paper's finite difference, Eq. 8), e.g. --set search.order=second_fd.")
-    _add_run_options(search)
-    nas_train = nas_sub.add_parser("train", help="train a genotype from scratch")
-    _add_run_options(nas_train)
+    _add_run_options(search, "nas search")
+    nas_train = _add_parser(nas_sub, "train", help="train a genotype from scratch",
+                            example="nnopt nas train --config configs/nas/darts_fashion_train.py "
+                                    "--genotype configs/nas/darts_fashion_searched.json")
+    _add_run_options(nas_train, "nas train")
     nas_train.add_argument("--genotype", required=True,
                            help="genotype JSON file or published name (DARTS_V1, DARTS_V2)")
-    bench = nas_sub.add_parser("bench201", help="black-box search on the NAS-Bench-201 table")
+    bench = _add_parser(nas_sub, "bench201", help="black-box search on the NAS-Bench-201 table",
+                        example="nnopt nas bench201 --method all --queries 100 --runs 10 "
+                                "--data-dir ../shared/data/nasbench201",
+                        description="Black-box search on the NAS-Bench-201 table. Finished "
+                        "runs found in --out are reused, so rerunning a command continues it.")
     bench.add_argument("--method", default="all",
                        help="random, evolution, bo, bo_overlap, or all (comma-separated); "
                        "with --objectives: random, parego")
-    bench.add_argument("--queries", type=int, default=100)
-    bench.add_argument("--runs", type=int, default=10)
-    bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--data", type=pathlib.Path, default=None,
-                       help="the table's CSV or its directory (default: search data dirs)")
+    bench.add_argument("--queries", type=int, default=100, help="queries per run (default: 100)")
+    bench.add_argument("--runs", type=int, default=10,
+                       help="runs per method; run r uses seed --seed + r (default: 10)")
+    bench.add_argument("--seed", type=int, default=0, help="seed of the first run (default: 0)")
+    bench.add_argument("--data-dir", type=pathlib.Path, default=None,
+                       help="the table's CSV or its directory (default: $NNOPT_DATA_DIR/"
+                            "nasbench201, ~/.cache/nnopt/nasbench201, ../shared/data/"
+                            "nasbench201)")
+    bench.add_argument("--data", dest="data_dir", type=pathlib.Path, default=None,
+                       help=argparse.SUPPRESS)  # the flag's earlier name
     bench.add_argument("--objectives", default=None, metavar="OBJ",
                        help="multi-objective search of validation accuracy against params, "
                             "flops or latency (methods random,parego)")
-    bench.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/nb201"))
+    bench.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/nb201"),
+                       help="output directory (default: runs/nb201)")
 
-    data = sub.add_parser("data", help="download or check datasets")
+    data = _add_parser(sub, "data", help="download or check datasets",
+                       example="nnopt data check mnist --data-dir ../shared/data/mnist")
     data_sub = data.add_subparsers(dest="data_command", metavar="VERB", required=True)
     for verb, text in (("download", "fetch a dataset and verify its checksums"),
                        ("check", "locate, verify and load a dataset")):
-        p = data_sub.add_parser(verb, help=text)
+        p = _add_parser(data_sub, verb, help=text,
+                        example=f"nnopt data {verb} fashion_mnist --data-dir ~/data/fashion")
         p.add_argument("name", help="mnist, fashion_mnist, cifar10 or digits")
-        p.add_argument("--data-dir")
+        p.add_argument("--data-dir", help=DATA_DIR_HELP)
     return parser
+
+
+def _command(args) -> str:
+    """``train``, ``hpo``, ``compress``, ``nas search`` or ``nas train``."""
+    return f"nas {args.nas_command}" if args.command == "nas" else args.command
 
 
 def _load(args) -> "object":
     from nnopt_jax.config import ConfigError, apply_overrides, load_config
-    cfg = apply_overrides(load_config(args.config), args.overrides)
+    overrides = list(args.overrides)
+    if args.seed is not None:  # before --set, so an explicit --set of the key wins
+        overrides.insert(0, f"{SEED_KEYS[_command(args)]}={args.seed}")
+    cfg = apply_overrides(load_config(args.config), overrides)
     if args.data_dir:
         if not pathlib.Path(args.data_dir).is_dir():
             raise ConfigError(f"--data-dir {args.data_dir} is not a directory; pass the "
@@ -160,7 +211,7 @@ def _cmd_train(args) -> int:
 def _cmd_hpo(args) -> int:
     from nnopt_jax.hpo.cli import hpo_command
     return hpo_command(_load(args), _out_dir(args, "hpo"), args.resume,
-                       overwrite=args.overwrite)
+                       overwrite=args.overwrite, progress=not args.no_progress)
 
 
 def _cmd_compress(args) -> int:
@@ -175,8 +226,8 @@ def _cmd_nas(args) -> int:
         if args.objectives:
             method = "random,parego" if args.method == "all" else args.method
             return nb201_cli.bench201_mo_command(method, args.objectives, args.queries,
-                                                 args.runs, args.data, args.out, args.seed)
-        return nb201_cli.bench201_command(args.method, args.queries, args.runs, args.data,
+                                                 args.runs, args.data_dir, args.out, args.seed)
+        return nb201_cli.bench201_command(args.method, args.queries, args.runs, args.data_dir,
                                           args.out, args.seed)
     from nnopt_jax.nas.darts import cli as darts_cli
     cfg = _load(args)

@@ -252,3 +252,98 @@ def test_distributed_coordinator_that_never_answers_times_out(tmp_path):
     assert lines[0].startswith("nnopt: waiting up to 2 s for the coordinator"), proc.stderr
     assert lines[1].startswith("nnopt: error: the coordinator at 127.0.0.1:") and \
         "did not answer within 2 s" in lines[1] and len(lines) == 2, proc.stderr
+
+
+# ----------------------------------------------------------------------------- one convention
+
+def _subcommands(parser, prefix=()):
+    """``(words, parser)`` for every sub-command, nested ones included."""
+    import argparse
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name), sub
+                yield from _subcommands(sub, (*prefix, name))
+
+
+def _options(parser) -> dict[str, object]:
+    return {opt: a for a in parser._actions for opt in a.option_strings}
+
+
+def test_version(capsys):
+    from nnopt_jax import __version__
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"nnopt_jax {__version__}"
+
+
+def test_every_help_ends_with_an_example():
+    from nnopt_jax.cli import build_parser
+    parser = build_parser()
+    assert "nnopt demo" in parser.format_help()
+    commands = dict(_subcommands(parser))
+    assert {("train",), ("nas", "bench201"), ("data", "check")} <= set(commands)
+    for words, sub in commands.items():
+        text = sub.format_help()
+        assert "Example:\n  nnopt " in text, f"nnopt {' '.join(words)} --help has no example"
+        example = text.split("Example:\n  ", 1)[1].split()
+        assert example[:1 + len(words)] == ["nnopt", *words], (words, example)
+
+
+def test_run_commands_share_their_flags():
+    from nnopt_jax.cli import SEED_KEYS, build_parser
+    commands = dict(_subcommands(build_parser()))
+    common = {"--config", "--set", "--seed", "--data-dir", "--out", "--resume", "--overwrite",
+              "--no-progress", "--distributed"}
+    for name in SEED_KEYS:
+        opts = _options(commands[tuple(name.split())])
+        assert common <= set(opts), (name, common - set(opts))
+        assert opts["--config"].metavar == "FILE[:VARIANT]"
+    for words, sub in commands.items():  # a flag means one thing wherever it appears
+        opts = _options(sub)
+        if "--out" in opts:
+            assert opts["--out"].dest == "out", words
+        if "--data-dir" in opts:
+            assert opts["--data-dir"].dest == "data_dir", words
+
+
+@pytest.mark.parametrize("command,key", [
+    (["train", "--config", SMOKE], ("seed",)),
+    (["hpo", "--config", str(ROOT / "configs" / "hpo" / "digits_mlp.py") + ":smoke"],
+     ("hpo", "seed")),
+    (["compress", "--config", str(ROOT / "configs" / "compress" / "lenet300_svd.py") + ":smoke"],
+     ("seed",)),
+    (["nas", "search", "--config",
+      str(ROOT / "configs" / "nas" / "darts_fashion_search.py") + ":smoke"], ("search", "seed")),
+    (["nas", "train", "--config", str(ROOT / "configs" / "nas" / "darts_fashion_train.py") +
+      ":smoke", "--genotype", "DARTS_V2"], ("train", "seed")),
+])
+def test_seed_sets_the_configs_seed_and_set_wins(command, key):
+    from nnopt_jax import cli
+
+    def loaded(*extra):
+        node = cli._load(cli.build_parser().parse_args([*command, *extra]))
+        for k in key:
+            node = node[k]
+        return node
+
+    assert loaded("--seed", "7") == 7
+    assert loaded("--seed", "7", "--set", f"{'.'.join(key)}=8") == 8
+    assert loaded() != 7  # the config's own default stays without --seed
+
+
+def test_bench201_data_dir_and_its_hidden_alias(tmp_path, capsys):
+    from nnopt_jax.cli import build_parser
+    parser = build_parser()
+    for flag in ("--data-dir", "--data"):
+        args = parser.parse_args(["nas", "bench201", flag, str(tmp_path)])
+        assert args.data_dir == tmp_path
+    bench = dict(_subcommands(parser))[("nas", "bench201")]
+    usage = bench.format_help()
+    assert "--data-dir" in usage and "--data " not in usage and "--data\n" not in usage
+    missing = tmp_path / "absent"
+    assert main(["nas", "bench201", "--data", str(missing), "--runs", "1", "--queries", "1",
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nnopt: error: NAS-Bench-201 table not found") and str(missing) in err

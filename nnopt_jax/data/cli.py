@@ -1,6 +1,6 @@
 """`nnopt data download NAME` and `nnopt data check NAME`: thin printers over the library.
 
-The lead's CLI parses arguments and calls these; they print with rich and
+:mod:`nnopt_jax.cli` parses the arguments and calls these; they print with rich and
 return a process exit code (0 success, 1 data problem, 2 bad usage).
 """
 

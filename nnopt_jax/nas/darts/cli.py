@@ -1,5 +1,5 @@
-"""Thin entry points for ``nnopt nas search`` and ``nnopt nas train`` (the lead's
-CLI parses flags and calls these)."""
+"""Thin entry points for ``nnopt nas search`` and ``nnopt nas train``
+(:mod:`nnopt_jax.cli` parses the flags and calls these)."""
 
 from __future__ import annotations
 

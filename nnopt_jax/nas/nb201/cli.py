@@ -1,11 +1,11 @@
-"""Command functions behind ``nnopt nas bench201`` and ``nnopt nas bench201-mo``.
+"""Command functions behind ``nnopt nas bench201`` (with and without ``--objectives``).
 
-The lead's CLI parses the flags and calls these; they return a process exit code.
+:mod:`nnopt_jax.cli` parses the flags and calls these; they return a process exit code.
 
 Examples::
 
     nnopt nas bench201 --method all --queries 100 --runs 100 --out runs/nb201/search
-    nnopt nas bench201-mo --method random,parego --objectives params --queries 100 --runs 20
+    nnopt nas bench201 --method random,parego --objectives params --queries 100 --runs 20
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def bench201_command(method: str | Sequence[str], queries: int, runs: int,
             raise ValueError(f"--queries and --runs must be >= 1, got {queries}, {runs}")
         table = NB201Table.load(data_path)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"nnopt: error: {e}", file=sys.stderr)
         return 2
     results = search.run_benchmark(methods, queries, runs, table, out_dir, seed=seed)
     print(f"best-val cell in the table: val {results['oracle']['val']:.2f}, "
@@ -79,7 +79,7 @@ def bench201_mo_command(method: str | Sequence[str], objectives: str | Sequence[
         table = NB201Table.load(data_path)
         results = mo.run_mo_benchmark(methods, objs, queries, runs, table, out_dir, seed=seed)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"nnopt: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps({m: {k: r[k] for k in ("final_hv_mean", "final_hv_std")}
                       for m, r in results["methods"].items()}, indent=1))
