@@ -28,6 +28,7 @@ from numpyro.distributions.kl import kl_divergence
 
 from nnopt_jax.bayes import kl as _kl
 from nnopt_jax.bayes import priors as _priors
+from nnopt_jax.models.conv import conv2d
 from nnopt_jax.types import Array
 
 __all__ = ["VariationalDense", "VariationalConv", "weight_mask", "LOG_SIGMA2_INIT"]
@@ -131,19 +132,19 @@ class VariationalDense(_VariationalBase):
 class VariationalConv(_VariationalBase):
     """2-D convolution (NHWC, HWIO kernel) with a Gaussian posterior over its kernel.
 
-    Local reparameterisation: mean conv(x, theta), variance conv(x^2, alpha theta^2).
+    Local reparameterisation: mean conv(x, theta), variance conv(x^2, alpha theta^2),
+    both through :func:`nnopt_jax.models.conv.conv2d` (``impl`` chooses how the
+    input gradient is computed; the numbers are the same).
     """
 
     features: int = 1
     kernel_size: tuple[int, int] = (3, 3)
     strides: tuple[int, int] = (1, 1)
     padding: str | Sequence[tuple[int, int]] = "VALID"
+    impl: str = "auto"
 
     def _conv(self, x, w):
-        return jax.lax.conv_general_dilated(
-            x, w, window_strides=self.strides, padding=self.padding,
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
+        return conv2d(x, w, strides=self.strides, padding=self.padding, impl=self.impl)
 
     @nn.compact
     def __call__(self, x: Array, *, train: bool = False) -> Array:

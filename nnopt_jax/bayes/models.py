@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from nnopt_jax.bayes.layers import VariationalConv, VariationalDense
+from nnopt_jax.models.pooling import max_pool
 from nnopt_jax.types import Array
 
 __all__ = ["VariationalMLP", "VariationalLeNet300100", "VariationalLeNet5", "VariationalDenseNet", "ARCHITECTURES", "get_model"]
@@ -79,10 +80,8 @@ class VariationalLeNet5(_VariationalModel):
     @nn.compact
     def __call__(self, x: Array, *, train: bool = False) -> Array:
         kw = _layer_kwargs(self)
-        x = VariationalConv(features=20, kernel_size=(5, 5), name="conv1", **kw)(x, train=train)
-        x = nn.max_pool(x, (2, 2), (2, 2))
-        x = VariationalConv(features=50, kernel_size=(5, 5), name="conv2", **kw)(x, train=train)
-        x = nn.max_pool(x, (2, 2), (2, 2))
+        x = max_pool(VariationalConv(features=20, kernel_size=(5, 5), name="conv1", **kw)(x, train=train), 2)
+        x = max_pool(VariationalConv(features=50, kernel_size=(5, 5), name="conv2", **kw)(x, train=train), 2)
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(VariationalDense(features=500, name="fc1", **kw)(x, train=train))
         return VariationalDense(features=self.num_classes, name="fc2", **kw)(x, train=train)

@@ -30,6 +30,7 @@ __all__ = [
     "LogUniform",
     "VNQPrior",
     "posterior",
+    "GaussianPosterior",
     "make_prior",
     "PRIORS",
     "kl_divergence",
@@ -99,12 +100,36 @@ class VNQPrior(dist.Distribution):
         return cls(params[0], tau=aux[0])
 
 
+class GaussianPosterior(dist.Normal):
+    """N(theta, sigma^2) parameterised by ``log_sigma2``, which it keeps.
+
+    A ``Normal`` in every respect (the registered KL divergences dispatch on
+    it as one); keeping ``log sigma^2`` lets the KL use the layer's own
+    value instead of recomputing ``2 log(exp(log sigma^2 / 2))``, so its
+    log alpha is the very expression the layer computes and XLA computes it
+    once.
+    """
+
+    def __init__(self, loc: Array, log_sigma2: Array, *, validate_args=None):
+        self.log_sigma2 = jnp.asarray(log_sigma2)
+        super().__init__(loc, jnp.exp(0.5 * self.log_sigma2), validate_args=validate_args)
+
+    def tree_flatten(self):
+        return (self.loc, self.log_sigma2), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, params):
+        return cls(*params)
+
+
 def posterior(theta: Array, log_sigma2: Array) -> dist.Normal:
     """The fully factorised Gaussian posterior N(theta, sigma^2) of the additive reparameterisation."""
-    return dist.Normal(theta, jnp.exp(0.5 * log_sigma2))
+    return GaussianPosterior(theta, log_sigma2)
 
 
 def _log_sigma2(q: dist.Normal) -> Array:
+    if isinstance(q, GaussianPosterior):
+        return q.log_sigma2
     return 2.0 * jnp.log(q.scale)
 
 

@@ -2,7 +2,9 @@
 
 import flax.linen as nn
 
+from nnopt_jax.models.conv import Conv
 from nnopt_jax.models.mlp import MLP
+from nnopt_jax.models.pooling import max_pool
 
 
 class LeNet300100(nn.Module):
@@ -26,10 +28,8 @@ class LeNet5Caffe(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, train: bool = False):
-        x = nn.Conv(20, (5, 5), padding="VALID", name="conv1")(x)
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        x = nn.Conv(50, (5, 5), padding="VALID", name="conv2")(x)
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = max_pool(Conv(20, (5, 5), padding="VALID", name="conv1")(x), 2)
+        x = max_pool(Conv(50, (5, 5), padding="VALID", name="conv2")(x), 2)
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(nn.Dense(500, name="fc1")(x))
         return nn.Dense(self.num_classes, name="fc2")(x)

@@ -36,3 +36,28 @@ def test_make_prior_errors_on_unknown_name():
     assert isinstance(make_prior("vnq", level=0.3), VNQPrior)
     with pytest.raises(ValueError, match="unknown prior"):
         make_prior("laplace")
+
+
+def test_gaussian_posterior_is_a_normal_whose_kl_uses_its_log_sigma2():
+    import jax
+    import numpyro.distributions as dist
+
+    from nnopt_jax.bayes import kl as K
+    from nnopt_jax.bayes.priors import GaussianPosterior, LogUniform, VNQPrior, kl_divergence, posterior
+
+    rng = np.random.default_rng(4)
+    theta = jnp.asarray(rng.normal(size=50) * 0.1, jnp.float32)
+    log_sigma2 = jnp.asarray(rng.uniform(-10, 0, size=50), jnp.float32)
+    q = posterior(theta, log_sigma2)
+    assert isinstance(q, dist.Normal) and isinstance(q, GaussianPosterior)
+    np.testing.assert_allclose(q.scale, np.exp(0.5 * np.asarray(log_sigma2)), rtol=1e-6)
+    np.testing.assert_array_equal(kl_divergence(q, LogUniform()), K.kl_log_uniform(theta, log_sigma2))
+    np.testing.assert_array_equal(kl_divergence(q, VNQPrior(0.2)), K.kl_vnq(theta, log_sigma2, 0.2))
+    # a plain Normal goes through its scale, to the same values
+    plain = dist.Normal(theta, jnp.exp(0.5 * log_sigma2))
+    np.testing.assert_allclose(kl_divergence(plain, LogUniform()), kl_divergence(q, LogUniform()),
+                               rtol=1e-4, atol=1e-5)
+    leaves, tree = jax.tree.flatten(q)
+    back = jax.tree.unflatten(tree, leaves)
+    assert isinstance(back, GaussianPosterior)
+    np.testing.assert_array_equal(back.log_sigma2, log_sigma2)

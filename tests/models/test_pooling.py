@@ -31,3 +31,20 @@ def test_differentiable_under_jit_and_matches_flax_gradient():
     ref = jax.grad(lambda x: jnp.sum(nn.avg_pool(x, (3, 3), strides=(2, 2), padding=[(1, 1)] * 2,
                                                  count_include_pad=False) * w))(x)
     np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,window", [((2, 24, 24, 3), 2), ((1, 9, 7, 2), 2), ((2, 9, 9, 1), 3)])
+def test_max_pool_matches_flax_values_and_gradients(shape, window):
+    import jax
+
+    from nnopt_jax.models.pooling import max_pool
+
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=shape), jnp.float32)  # continuous: no tied maxima
+    ref_fn = lambda x: nn.max_pool(x, (window, window), strides=(window, window))
+    ours, ref = max_pool(x, window), ref_fn(x)
+    np.testing.assert_array_equal(ours, ref)
+    r = jnp.asarray(rng.normal(size=ref.shape), jnp.float32)
+    g_ours = jax.jit(jax.grad(lambda x: jnp.sum(max_pool(x, window) * r)))(x)
+    g_ref = jax.grad(lambda x: jnp.sum(ref_fn(x) * r))(x)
+    np.testing.assert_allclose(g_ours, g_ref, rtol=1e-6, atol=1e-7)

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from nnopt_jax.models.pooling import avg_pool_exclude_padding
-from nnopt_jax.nas.darts.materialize import materialize
+from nnopt_jax.materialize import materialize
 from nnopt_jax.types import Array
 
 PRIMITIVES: tuple[str, ...] = (
@@ -98,7 +98,7 @@ def batch_normalize(x: Array) -> Array:
     forward and backward). The rule is plain ``jnp``, so it can be
     differentiated again (second-order DARTS).
 
-    Both gradients pass through fusion barriers (:mod:`.materialize`). ``ȳ``
+    Both gradients pass through fusion barriers (:mod:`nnopt_jax.materialize`). ``ȳ``
     feeds three passes (two means and the formula), and in a search cell it
     is a sum over every consumer of the node; ``x̄`` is transposed for the
     kernel gradient of the 1x1 convolution before it. Fused, XLA:CPU summed
@@ -173,7 +173,7 @@ def max_pool_3x3(x: Array, *, stride: int) -> Array:
     that tap (int8): autodiff of a maximum over the stacked taps builds nine
     one-hot masks and a tie count instead, a ``9 x`` tensor that took 0.38 s of
     a 23 s DARTS step on XLA:CPU for one cell. The tap index and the output
-    gradient pass through fusion barriers (:mod:`.materialize`): otherwise
+    gradient pass through fusion barriers (:mod:`nnopt_jax.materialize`): otherwise
     XLA recomputes both (nine comparisons, and BatchNorm's backward pass with
     the sum over the node's consumers) in each of the nine shifted terms of
     the input gradient, 6.4 of the 61.9 s a profile recorded for a

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nnopt_jax.nas.darts.materialize import materialize, materialize_cotangent
+from nnopt_jax.materialize import materialize, materialize_cotangent
 from nnopt_jax.nas.darts.operations import (
     PRIMITIVES, BatchNorm, FactorizedReduce, ReLUConvBN, make_op)
 from nnopt_jax.types import Array, PRNGKey
@@ -52,7 +52,7 @@ class MixedOp(nn.Module):
 
     Every BN is non-affine and uses batch statistics; pools get a trailing BN.
     Each operation's input gradient is materialised on its own before the sum
-    over operations (see :mod:`.materialize`): XLA:CPU otherwise fuses the
+    over operations (see :mod:`nnopt_jax.materialize`): XLA:CPU otherwise fuses the
     input gradients of all operations and edges leaving a state into one
     loop, which ran about 3x slower than the separate shifted sums.
     """
@@ -126,7 +126,7 @@ class SearchCell(nn.Module):
             s0 = ReLUConvBN(c, 1, 1, 0, affine=False, track_stats=False, name="preprocess0")(s0)
         s1 = ReLUConvBN(c, 1, 1, 0, affine=False, track_stats=False, name="preprocess1")(s1)
         # every state feeds several edges: compute it, and the sum of the
-        # gradients reaching it, once (see :mod:`.materialize`)
+        # gradients reaching it, once (see :mod:`nnopt_jax.materialize`)
         s0, s1 = materialize(s0), materialize(s1)
         # edges leaving the two cell inputs, into every node: one group
         pairs = [(i, j) for i in range(steps) for j in (0, 1)]

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnopt_jax.nas.darts.materialize import materialize, materialize_cotangent
+from nnopt_jax.materialize import materialize, materialize_cotangent
 
 
 def _f(barrier):
