@@ -42,14 +42,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-
-# One intra-op thread per library: the 2 cores here are shared, see bo_vs_peers.py.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-os.environ.setdefault("XLA_FLAGS",
-                      "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-import functools
 import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+# One intra-op thread per library: the 2 cores here are shared (set before NumPy; see _peers).
+import _peers  # noqa: E402
+import functools
 import time
 import warnings
 
@@ -124,30 +123,23 @@ def _run_nnopt(method, problem, n_evals, seed):
     return xs, [t.value for t in opt.trials]
 
 
-def _run_optuna(method, problem, n_evals, seed):
-    import optuna
+def suggest_params(trial, problem: TabularProblem) -> dict:
+    """The Optuna suggestions of ``problem``'s space (grid indices and operations)."""
+    return {k: trial.suggest_categorical(k, v) if problem.categorical[k]
+            else trial.suggest_int(k, 0, len(v) - 1) for k, v in problem.grid.items()}
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        import torch
 
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-    sampler = (optuna.samplers.TPESampler(seed=seed) if method == "optuna_tpe"
-               else optuna.samplers.GPSampler(seed=seed))
-    study = optuna.create_study(sampler=sampler)
+def _run_optuna(method, problem, n_evals, seed, enqueue=()):
     xs, ys = [], []
 
-    def objective(trial):
-        x = {k: trial.suggest_categorical(k, v) if problem.categorical[k]
-             else trial.suggest_int(k, 0, len(v) - 1) for k, v in problem.grid.items()}
+    def evaluate(x):
         y = problem(x)
         xs.append(x)
         ys.append(y)
         return y
 
-    study.optimize(objective, n_trials=n_evals)
+    _peers.run_optuna(method, seed, n_evals, lambda trial: suggest_params(trial, problem),
+                      evaluate, enqueue=enqueue)
     return xs, ys
 
 
@@ -197,6 +189,19 @@ def _run_hebo(problem, n_evals, seed):
     return xs, ys
 
 
+def regret_curve(problem: TabularProblem, xs: list[dict], ys: list[float]) -> list[float]:
+    """Regret after each evaluation: the incumbent's mean error minus the table's best.
+
+    The incumbent is the configuration with the lowest *observed* error so far.
+    """
+    regret, best, incumbent = [], np.inf, None
+    for x, y in zip(xs, ys):
+        if y < best:
+            best, incumbent = y, x
+        regret.append(problem.mean_error(incumbent) - problem.best_mean_error)
+    return regret
+
+
 def run_cell(method: str, problem: TabularProblem, seed: int, n_evals: int) -> dict:
     """One (method, problem, seed) run: regret curve and optimiser seconds."""
     problem.reseed(seed)
@@ -212,11 +217,7 @@ def run_cell(method: str, problem: TabularProblem, seed: int, n_evals: int) -> d
     else:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     wall = time.perf_counter() - t
-    regret, best, incumbent = [], np.inf, None
-    for x, y in zip(xs, ys):
-        if y < best:
-            best, incumbent = y, x
-        regret.append(problem.mean_error(incumbent) - problem.best_mean_error)
+    regret = regret_curve(problem, xs, ys)
     return {"method": method, "problem": problem.name, "seed": seed, "n_evals": len(ys),
             "regret_curve": [float(r) for r in regret], "final_regret": float(regret[-1]),
             "wall_s": wall}

@@ -25,15 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-
-# One intra-op thread per library for every method: the machine's 2 cores are
-# shared, and thread pools that spin-wait on descheduled workers make every
-# method (XLA, OpenBLAS, torch) slower by an order of magnitude under load.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-os.environ.setdefault("XLA_FLAGS",
-                      "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+# One intra-op thread per library for every method (set before NumPy loads; see _peers).
+import _peers  # noqa: E402
 import time
 import warnings
 
@@ -89,25 +86,12 @@ def _run_skopt(f, n_evals, seed):
 
 
 def _run_optuna(method, f, n_evals, seed):
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-    sampler = (optuna.samplers.TPESampler(seed=seed) if method == "optuna_tpe"
-               else optuna.samplers.GPSampler(seed=seed))
-    study = optuna.create_study(sampler=sampler)
+    _peers.prepare_optuna()  # imports outside the clock
     clock = _Clock(f.fn)
-
-    def objective(trial):
-        return clock([trial.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(f.bounds)])
-
     t0 = time.perf_counter()
-    study.optimize(objective, n_trials=n_evals)
+    _peers.run_optuna(method, seed, n_evals,
+                      lambda trial: [trial.suggest_float(f"x{i}", lo, hi)
+                                     for i, (lo, hi) in enumerate(f.bounds)], clock)
     return clock, t0, 10
 
 
