@@ -3,9 +3,11 @@
 An export directory holds ``model.npz`` (numpy arrays only) and ``meta.json``
 (architecture, layer shapes, format). Sizes are the real bytes of the stored
 arrays. :func:`load_export` returns an :class:`ExportedModel` whose ``predict``
-runs inference directly on the compressed format with ``scipy.sparse`` (CSR
-matrix products; convolutions via im2col), and whose ``dense_weights`` rebuilds
-the kernels for comparison with the masked model.
+runs the compacted network (:mod:`nnopt_jax.bayes.compact`: dead and unused
+units removed, the rest rebuilt once as dense kernels for XLA), or with
+``backend="scipy"`` runs directly on the compressed format with
+``scipy.sparse`` (CSR matrix products; convolutions via im2col); its
+``dense_weights`` rebuilds the kernels for comparison with the masked model.
 
 Layout: a kernel of shape (..., fan_in_last, out) — Dense (in, out) or conv HWIO —
 is viewed as a matrix W2 of shape (out, prod(shape[:-1])), rows = output units.
@@ -196,14 +198,39 @@ class ExportedModel:
         columns = s.transpose(4, 5, 3, 0, 1, 2).reshape(kh * kw * c, n * ho * wo)
         return self._product(name, columns).T.reshape(n, ho, wo, cout)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Logits of the exported network on ``x`` (NHWC float32): each layer a CSR or a dense product."""
+    def _ops(self):
         arch = self.meta.get("arch")
         if arch not in ARCHITECTURES:
-            raise ValueError(f"sparse inference supports the architectures {sorted(ARCHITECTURES)}, "
+            raise ValueError(f"exported inference supports the architectures {sorted(ARCHITECTURES)}, "
                              f"not {arch!r}; use dense_weights() with the JAX model instead")
+        return ARCHITECTURES[arch]
+
+    @functools.cached_property
+    def compact(self):
+        """The jit-compiled compact network ``f(x) -> logits`` (built on first use)."""
+        from nnopt_jax.bayes.compact import compact_layers, make_compact_predict
+
+        ops = [(op, self.resolve(a) if op in ("conv", "dense") else a) for op, a in self._ops()]
+        weights = self.dense_weights()
+        layers = compact_layers(ops, {n: weights[n] for op, n in ops if op in ("conv", "dense")},
+                                self.biases)
+        return make_compact_predict(ops, layers)
+
+    def predict(self, x: np.ndarray, *, backend: str = "jax") -> np.ndarray:
+        """Logits of the exported network on ``x`` (NHWC float32).
+
+        Args:
+          x: inputs.
+          backend: "jax" (the compact network, :attr:`compact`) or "scipy"
+            (each layer a CSR product below :data:`SPARSE_MAX_DENSITY`, else dense).
+        """
+        if backend == "jax":
+            self._ops()
+            return np.asarray(self.compact(x))
+        if backend != "scipy":
+            raise ValueError(f"unknown backend {backend!r}; use 'jax' or 'scipy'")
         x = np.asarray(x, np.float32)
-        for op, arg in ARCHITECTURES[arch]:
+        for op, arg in self._ops():
             if op == "flatten":
                 x = x.reshape(x.shape[0], -1)
             elif op == "dense":

@@ -31,10 +31,27 @@ from nnopt_jax.bayes import priors as _priors
 from nnopt_jax.models.conv import conv2d
 from nnopt_jax.types import Array
 
-__all__ = ["VariationalDense", "VariationalConv", "weight_mask", "LOG_SIGMA2_INIT"]
+__all__ = ["VariationalDense", "VariationalConv", "weight_mask", "standard_normal", "LOG_SIGMA2_INIT"]
 
 LOG_SIGMA2_INIT = {"log_uniform": -10.0, "vnq": -8.0}
 VNQ_LOG_SIGMA2_RANGE = (-10.0, 1.0)
+
+
+def standard_normal(key, shape, dtype) -> Array:
+    """Local-reparameterisation noise ``eps ~ N(0, I)`` of ``shape``.
+
+    On a single CPU device the draw uses JAX's non-partitionable threefry
+    scheme (``jax.threefry_partitionable(False)``, scoped to this call): one
+    threefry block yields two 32-bit words there, and on XLA:CPU the draw ran
+    several times faster than the partitionable scheme's (LeNet-5 sparse VD
+    draws 1.5 M normals per step, mostly after conv1). With several devices
+    the partitionable scheme is kept, so that a sharded batch's noise is
+    generated where it lives. Either way the draw is a pure function of the key.
+    """
+    if jax.default_backend() == "cpu" and jax.device_count() == 1:
+        with jax.threefry_partitionable(False):
+            return jax.random.normal(key, shape, dtype)
+    return jax.random.normal(key, shape, dtype)
 
 
 def weight_mask(theta: Array, log_sigma2: Array, threshold: float = 3.0) -> Array:
@@ -125,7 +142,7 @@ class VariationalDense(_VariationalBase):
         if not train:
             return mean + bias
         out_var = (x * x) @ var
-        eps = jax.random.normal(self.make_rng("noise"), mean.shape, mean.dtype)
+        eps = standard_normal(self.make_rng("noise"), mean.shape, mean.dtype)
         return mean + jnp.sqrt(out_var + 1e-8) * eps + bias
 
 
@@ -156,5 +173,5 @@ class VariationalConv(_VariationalBase):
         if not train:
             return mean + bias
         out_var = self._conv(x * x, var)
-        eps = jax.random.normal(self.make_rng("noise"), mean.shape, mean.dtype)
+        eps = standard_normal(self.make_rng("noise"), mean.shape, mean.dtype)
         return mean + jnp.sqrt(out_var + 1e-8) * eps + bias

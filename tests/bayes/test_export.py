@@ -54,7 +54,9 @@ def test_sparse_export_round_trip(arch, shape, frac, tmp_path):
     for name, w in weights.items():
         np.testing.assert_array_equal(loaded.dense_weights()[name], w)
     expected = np.asarray(jax.jit(lambda p, x: model.apply({"params": p}, x))(params, x))
-    np.testing.assert_allclose(loaded.predict(np.asarray(x)), expected, rtol=1e-4, atol=1e-4)
+    for backend in ("jax", "scipy"):
+        np.testing.assert_allclose(loaded.predict(np.asarray(x), backend=backend), expected,
+                                   rtol=1e-4, atol=1e-4)
     assert meta["bytes"] < 0.5 * meta["dense_bytes"]  # 80 % pruned: CSR is really smaller
     sparse = {n: sp.issparse(m) for n, m in loaded.matrices.items()}
     assert all(sparse.values()) if frac == 0.99 else not any(sparse.values())
@@ -75,7 +77,11 @@ def test_quantized_export_round_trip(tmp_path):
     meta = E.export_quantized(q, info, tmp_path, arch="lenet300_100")
     loaded = E.load_export(tmp_path)
     expected = np.asarray(jax.jit(lambda p, x: model.apply({"params": p}, x))(q, x))
-    np.testing.assert_allclose(loaded.predict(np.asarray(x)), expected, rtol=1e-4, atol=1e-4)
+    for backend in ("jax", "scipy"):
+        np.testing.assert_allclose(loaded.predict(np.asarray(x), backend=backend), expected,
+                                   rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="unknown backend 'torch'"):
+        loaded.predict(np.asarray(x), backend="torch")
     n_weights = sum(np.asarray(i["codes"]).size for i in info.values())
     assert meta["bytes"] < n_weights / 4 + 4 * 600  # 2 bits per weight + codebooks + biases
 

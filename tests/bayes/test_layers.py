@@ -149,3 +149,18 @@ def test_gradients_finite_through_layer_at_extreme_log_alpha():
     g = jax.jit(jax.grad(loss))(params)
     for leaf in jax.tree.leaves(g):
         assert np.all(np.isfinite(np.asarray(leaf)))
+
+
+def test_standard_normal_noise_is_standard_normal_and_a_function_of_the_key():
+    from scipy import stats
+
+    from nnopt_jax.bayes.layers import standard_normal
+
+    key = jax.random.key(5)
+    z = np.asarray(standard_normal(key, (200, 50), jnp.float32), np.float64).ravel()
+    assert z.dtype == np.float64 and z.size == 10000
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    np.testing.assert_array_equal(standard_normal(key, (200, 50), jnp.float32),
+                                  jax.jit(lambda k: standard_normal(k, (200, 50), jnp.float32))(key))
+    other = np.asarray(standard_normal(jax.random.key(6), (200, 50), jnp.float32)).ravel()
+    assert abs(np.corrcoef(z, other)[0, 1]) < 0.05
