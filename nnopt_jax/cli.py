@@ -24,6 +24,7 @@ EPILOG = textwrap.dedent("""\
       nnopt train --config configs/mnist_lenet300.py:smoke --set train.learning_rate=3e-4
       nnopt hpo --config configs/hpo/digits_mlp.py
       nnopt compress --config configs/compress/lenet300_svd.py --data-dir ../shared/data/mnist
+      nnopt optimize --config configs/optimize/digits.py --out runs/optimize/digits
       nnopt nas search --config configs/nas/darts_fashion_search.py
       nnopt nas train --config configs/nas/darts_fashion_train.py --genotype DARTS_V2
       nnopt nas bench201 --method bo --queries 100 --runs 10 --data-dir ../shared/data/nasbench201
@@ -39,7 +40,7 @@ EPILOG = textwrap.dedent("""\
     """)
 
 
-SEED_KEYS = {"train": "seed", "hpo": "hpo.seed", "compress": "seed",
+SEED_KEYS = {"train": "seed", "hpo": "hpo.seed", "compress": "seed", "optimize": "seed",
              "nas search": "search.seed", "nas train": "train.seed"}
 """The config key ``--seed`` sets, per command (the same flag, whatever the config's layout)."""
 
@@ -110,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
                            example="nnopt compress --config configs/compress/lenet300_svd.py "
                                    "--data-dir ../shared/data/mnist")
     _add_run_options(compress, "compress")
+
+    optimize = _add_parser(
+        sub, "optimize", help="multi-objective tuning of a training + compression recipe",
+        example="nnopt optimize --config configs/optimize/lenet300_mnist.py:smoke "
+                "--out runs/optimize/lenet300_smoke",
+        description="Multi-objective BO (ParEGO) over a recipe (method, learning rate, width "
+        "and the method's knobs) for validation error, exported bytes and measured latency; "
+        "writes the Pareto front (front.md, front.json, front.png), the front's exports and "
+        "the knee point.")
+    _add_run_options(optimize, "optimize")
 
     nas = _add_parser(sub, "nas", help="architecture search (DARTS, NAS-Bench-201)",
                       example="nnopt nas search --config configs/nas/darts_fashion_search.py")
@@ -220,6 +231,12 @@ def _cmd_compress(args) -> int:
                             overwrite=args.overwrite, progress=not args.no_progress)
 
 
+def _cmd_optimize(args) -> int:
+    from nnopt_jax.optimize.cli import optimize_command
+    return optimize_command(_load(args), _out_dir(args, "optimize"), args.resume,
+                            overwrite=args.overwrite, progress=not args.no_progress)
+
+
 def _cmd_nas(args) -> int:
     if args.nas_command == "bench201":
         from nnopt_jax.nas.nb201 import cli as nb201_cli
@@ -252,7 +269,8 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "hpo": _cmd_hpo, "compress": _cmd_compress, "nas": _cmd_nas,
+COMMANDS = {"train": _cmd_train, "hpo": _cmd_hpo, "compress": _cmd_compress,
+            "optimize": _cmd_optimize, "nas": _cmd_nas,
             "data": _cmd_data, "demo": _cmd_demo}
 
 
