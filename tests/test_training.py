@@ -62,6 +62,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path):
     assert [r["epoch"] for r in rows] == list(range(1, 13))  # no duplicated epochs
 
 
+@pytest.mark.accelerator
 def test_unrolled_chunks_train_exactly_like_the_scan():
     looped = train_worker.run(None, epochs=2, devices=1)
     unrolled = train_worker.run(None, epochs=2, devices=1, unroll=True)
@@ -105,6 +106,7 @@ def test_chunks_never_cross_epochs_or_checkpoints():
     assert list(_chunk_bounds(12, 10, 30, 4, 6)) == [b for b in bounds if b[0] >= 12]
 
 
+@pytest.mark.accelerator
 def test_evaluate_matches_numpy_with_padding():
     rng = np.random.default_rng(0)
     w = rng.normal(size=(5, 3)).astype(np.float32)

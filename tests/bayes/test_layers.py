@@ -29,6 +29,7 @@ def _zscores(a, b):
     return np.abs(z_mean).max(), np.abs(z_var).max()
 
 
+@pytest.mark.accelerator
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 def test_local_reparameterisation_matches_whole_weight_sampling(kind):
     if kind == "dense":
@@ -135,6 +136,7 @@ def test_vnq_clips_log_sigma2():
     np.testing.assert_allclose(float(total_kl(cols)), float(expected), rtol=1e-5)
 
 
+@pytest.mark.accelerator
 def test_gradients_finite_through_layer_at_extreme_log_alpha():
     layer = VariationalConv(features=2, kernel_size=(2, 2))
     params = _params((2, 2, 1, 2))

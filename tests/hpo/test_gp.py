@@ -29,6 +29,7 @@ def _data(n=7, dim=3, pad=16, seed=0):
     return X, y, Xp, yp, m
 
 
+@pytest.mark.accelerator
 def test_posterior_matches_dense_float64_formulas():
     with jax.enable_x64(True):
         X, y, Xp, yp, m = _data()
@@ -46,6 +47,7 @@ def test_posterior_matches_dense_float64_formulas():
         np.testing.assert_allclose(var, var_ref, rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.accelerator
 @pytest.mark.parametrize("kernel", gp.KERNELS)
 def test_marginal_likelihood_matches_scipy_and_tinygp(kernel):
     with jax.enable_x64(True):

@@ -25,6 +25,7 @@ CASES = [((2, 12, 12, 3), (5, 5, 3, 4), "VALID", ((0, 0), (0, 0))),
          ((1, 8, 8, 1), (4, 2, 1, 3), ((2, 1), (0, 3)), ((2, 1), (0, 3)))]
 
 
+@pytest.mark.accelerator
 @pytest.mark.parametrize("x_shape,w_shape,padding,explicit", CASES)
 def test_values_and_gradients_match_xla_and_numpy_in_float64(x_shape, w_shape, padding, explicit):
     rng = np.random.default_rng(0)

@@ -77,6 +77,7 @@ def _flat(t):
     return np.concatenate([np.ravel(a) for a in jax.tree.leaves(t)])
 
 
+@pytest.mark.accelerator
 def test_second_order_matches_central_differences(results):
     g = results["second"]
     dirs = results["dirs"]
@@ -96,6 +97,7 @@ def test_normal_alpha_unused_by_a_single_reduction_cell(results):
     assert np.all(results["second"].normal == 0.0)
 
 
+@pytest.mark.accelerator
 def test_finite_difference_converges_to_exact_on_a_darts_cell(results):
     """Eq. 8 on the real cell (ReLUs, max pooling, fusion barriers, the ± loop):
     with a small r it equals the exact hypergradient up to float64 rounding."""

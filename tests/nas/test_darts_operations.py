@@ -74,6 +74,7 @@ def test_factorized_reduce_uses_shifted_pixels_and_checks_sizes():
 
 @pytest.mark.parametrize("k,stride,padding,dilation", [(3, 1, 1, 1), (5, 2, 2, 1),
                                                        (3, 2, 2, 2), (5, 1, 4, 2)])
+@pytest.mark.accelerator
 def test_shifted_depthwise_conv_equals_grouped_convolution(k, stride, padding, dilation):
     """Values, first and second derivatives of the shifted-slice depthwise conv
     against XLA's grouped convolution, float64."""
@@ -106,6 +107,7 @@ def test_shifted_depthwise_conv_equals_grouped_convolution(k, stride, padding, d
         DepthwiseConv(3, impl="fft").init(jax.random.PRNGKey(0), jnp.zeros((1, 4, 4, 2)))
 
 
+@pytest.mark.accelerator
 def test_kernel_gradient_under_vmap_maps_each_element():
     """Under ``vmap`` the depthwise kernel gradient maps over the batched
     operand (one edge at a time); with either operand batched or both, and
@@ -175,6 +177,7 @@ def test_max_pool_routes_gradient_of_ties_like_select_and_scatter():
         np.testing.assert_allclose(g(ours), g(ref), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.accelerator
 def test_batch_normalize_closed_form_vjp_matches_autodiff():
     """Value, gradient and gradient of the gradient (second-order DARTS) of the
     batch-statistics normalisation against autodiff of its formula, float64."""

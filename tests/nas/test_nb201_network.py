@@ -84,6 +84,7 @@ def test_cell_dag_semantics():
     np.testing.assert_allclose(out, ref_pool(ref_pool(xn)), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.accelerator
 def test_forward_and_batch_stats_on_a_small_instance():
     model = network.NB201Network(space.parse_arch(MIXED), num_classes=7, channels=4,
                                  cells_per_stage=1)
