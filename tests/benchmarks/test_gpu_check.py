@@ -45,9 +45,13 @@ def test_step_past_its_budget_is_skipped_not_run(tmp_path):
 @pytest.mark.slow
 def test_full_dry_run(tmp_path, mnist_dir):
     data, rows, md, _ = _run(tmp_path, "--data-dir", str(mnist_dir), "--budget-s", "900")
-    for name in ("darts_jax_second", "darts_torch_second", "darts_jax_first", "svd_paper_schedule",
-                 "bo_device", "nb201_latency"):
+    for name in ("darts_torch_second", "darts_torch_first", "svd_config_2_epochs",
+                 "svd_paper_schedule", "bo_device", "bo_host", "nb201_latency"):
         assert rows[name]["status"] == "ok", rows[name]
+    # XLA:CPU compiles even the toy second-order DARTS step for minutes: on 2 cores it
+    # may hit its limit, which must then be recorded, not abort the run
+    for name in ("darts_jax_second", "darts_jax_first", "darts_jax_second_fd"):
+        assert rows[name]["status"] in ("ok", "timeout"), rows[name]
+        assert rows[name]["status"] == "timeout" or rows[name]["step_s"] > 0
     assert rows["svd_paper_schedule"]["epochs_done"] == 3
     assert 0.0 <= rows["svd_paper_schedule"]["test_error"] <= 1.0
-    assert rows["darts_jax_second"]["step_s"] > 0
