@@ -105,6 +105,10 @@ def _validator(path):
         return lambda cfg: training.validate_config(cfg.base)
     if kind == "nas":
         return (search if "search" in path.name else train).validate_config
+    if kind == "optimize":
+        from nnopt_jax.optimize import recipe, study
+
+        return lambda cfg: (study._check(cfg), recipe.recipe_space(cfg.space))
     return training.validate_config
 
 
