@@ -35,52 +35,28 @@ def _time(fn, repeats):
 
 
 def measure(run: pathlib.Path, batch: int, repeats: int) -> dict:
-    import jax
-    import jax.numpy as jnp
-
-    from nnopt_jax.bayes.compact import compact_layers
+    from nnopt_jax.bayes.compact import compact_layers, make_compact_predict
     from nnopt_jax.bayes.export import load_export
     from nnopt_jax.bayes.models import ARCHITECTURES
-    from nnopt_jax.models.pooling import max_pool
 
     exported = load_export(run / "export")
     arch = exported.meta["arch"]
     if arch not in ARCHITECTURES:
         raise SystemExit(f"{run}: architecture {arch!r} has no exported inference path")
-    weights = {a: exported.dense_weights()[exported.resolve(a)]
-               for op, a in ARCHITECTURES[arch] if op in ("dense", "conv")}
-    biases = {a: exported.biases[exported.resolve(a)] for a in weights}
+    ops = [(op, exported.resolve(a) if op in ("conv", "dense") else a) for op, a in ARCHITECTURES[arch]]
+    weights = exported.dense_weights()
+    # the masked dense network through the same forward as the compact one
+    dense = make_compact_predict(ops, {n: {"kernel": weights[n], "bias": exported.biases[n]}
+                                       for op, n in ops if op in ("conv", "dense")})
     x = np.random.default_rng(0).uniform(size=(batch, 28, 28, 1)).astype(np.float32)
-
-    def dense_forward(w, b, x):
-        for op, arg in ARCHITECTURES[arch]:
-            if op == "flatten":
-                x = x.reshape(x.shape[0], -1)
-            elif op == "dense":
-                x = x @ w[arg] + b[arg]
-            elif op == "conv":
-                x = jax.lax.conv_general_dilated(x, w[arg], (1, 1), "VALID",
-                                                 dimension_numbers=("NHWC", "HWIO", "NHWC")) + b[arg]
-            elif op == "relu":
-                x = jnp.maximum(x, 0)
-            elif op == "maxpool":
-                x = max_pool(x, arg)
-        return x
-
-    jw = {k: jnp.asarray(v) for k, v in weights.items()}
-    jb = {k: jnp.asarray(v) for k, v in biases.items()}
-    f = jax.jit(dense_forward)
-    xj = jnp.asarray(x)
-    expected = np.asarray(f(jw, jb, xj))
+    expected = np.asarray(dense(x))
     for backend in ("jax", "scipy"):
         np.testing.assert_allclose(exported.predict(x, backend=backend), expected, rtol=1e-3, atol=1e-3)
     # both paths from a numpy batch to numpy logits, as a caller of predict has them
-    t_dense = _time(lambda: np.asarray(f(jw, jb, x)), repeats)
+    t_dense = _time(lambda: np.asarray(dense(x)), repeats)
     t_compact = _time(lambda: exported.predict(x), repeats)
     t_scipy = _time(lambda: exported.predict(x, backend="scipy"), repeats)
-    ops = [(op, exported.resolve(a) if op in ("conv", "dense") else a) for op, a in ARCHITECTURES[arch]]
-    live = {n: list(layer["kernel"].shape)
-            for n, layer in compact_layers(ops, exported.dense_weights(), exported.biases).items()}
+    live = {n: list(layer["kernel"].shape) for n, layer in compact_layers(ops, weights, exported.biases).items()}
     return {
         "run": str(run), "arch": arch, "format": exported.meta["format"], "batch": batch,
         "dense_jax_s": t_dense, "exported_compact_s": t_compact, "exported_scipy_s": t_scipy,

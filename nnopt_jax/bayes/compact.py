@@ -31,7 +31,7 @@ Ops = Sequence[tuple[str, Any]]
 
 
 class CompactLayer(dict):
-    """``{"kernel", "bias", "kind"}`` of one kept layer (kernel in its original layout)."""
+    """``{"kernel", "bias"}`` of one kept layer (kernel in its original layout)."""
 
 
 def compact_layers(ops: Ops, kernels: Mapping[str, np.ndarray], biases: Mapping[str, np.ndarray]
@@ -74,8 +74,7 @@ def compact_layers(ops: Ops, kernels: Mapping[str, np.ndarray], biases: Mapping[
         last = name == names[-1]
         keep_out = np.arange(w.shape[-1]) if last else np.flatnonzero(alive & used[name])
         layers[name] = CompactLayer(kernel=w[..., keep_out].astype(np.float32),
-                                    bias=bias[keep_out].astype(np.float32),
-                                    kind="conv" if w.ndim == 4 else "dense")
+                                    bias=bias[keep_out].astype(np.float32))
         # dead units output their bias (through ReLU / pooling); unused ones are never read
         const_out = _through_activations(ops, name, np.where(alive | ~used[name], 0.0, bias))
         keep_in, const_in = keep_out, np.where(_mask(keep_out, w.shape[-1]), 0.0, const_out)
@@ -99,7 +98,7 @@ def _through_activations(ops: Ops, name: str, const: np.ndarray) -> np.ndarray:
 
 
 def make_compact_predict(ops: Ops, layers: Mapping[str, CompactLayer]) -> Callable:
-    """A jit-compiled ``predict(x) -> logits`` over the compacted layers (XLA kernels)."""
+    """A jit-compiled ``predict(x) -> logits`` over ``layers`` (compacted or not; XLA kernels)."""
     import jax
     import jax.numpy as jnp
 
