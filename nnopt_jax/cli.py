@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "replaced)")
     demo.add_argument("--seed", type=int, default=0, help="seed of every stage (default: 0)")
     demo.add_argument("--skip", default="", help="comma-separated stages to skip "
-                                                 "(train,hpo,nas,compress)")
+                                                 "(train,hpo,nas,compress,optimize)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     train = _add_parser(sub, "train", help="train a classifier from a config",

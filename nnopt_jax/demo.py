@@ -8,6 +8,7 @@ Stages (each writes into its own sub-directory of ``out``):
 2. ``hpo``: a short Bayesian optimisation of an MLP's hyper-parameters;
 3. ``nas``: a tiny DARTS search that prints the derived genotype;
 4. ``compress``: sparse variational dropout of a small network.
+5. ``optimize``: a few recipes of a multi-objective search (error, bytes, latency).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ STAGES = {
     "hpo": "nnopt_jax.hpo.demo",
     "nas": "nnopt_jax.nas.darts.demo",
     "compress": "nnopt_jax.bayes.demo",
+    "optimize": "nnopt_jax.optimize.demo",
 }
 
 

@@ -10,18 +10,7 @@ Smoke (seconds, used by the tests):
 """
 
 from nnopt_jax.config import Config
-
-
-def recipe_space(*, lr=(1e-3, 3e-2), width=(1, 4), kl_end=(0.5, 3.0)) -> dict:
-    """The recipe space shared by the optimize configs (conditions added by the library)."""
-    return dict(
-        method=dict(type="categorical", choices=["dense", "pruning", "sparse_vd", "vnq"]),
-        learning_rate=dict(type="real", low=lr[0], high=lr[1], log=True),
-        width=dict(type="int", low=width[0], high=width[1]),
-        kl_warmup_end=dict(type="real", low=kl_end[0], high=kl_end[1]),
-        log_alpha_threshold=dict(type="real", low=1.0, high=5.0),
-        pruning_rate=dict(type="real", low=0.5, high=0.98),
-    )
+from nnopt_jax.optimize.recipe import space_spec
 
 
 def get_config(variant: str = "default") -> Config:
@@ -33,7 +22,7 @@ def get_config(variant: str = "default") -> Config:
         train=dict(batch_size=50, num_epochs=8, pretrain_epochs=2, level_lr_factor=0.01,
                    steps_per_chunk=100),
         pruning=dict(stages=(0.5, 1.0), retrain_epochs=2, retrain_lr_factor=0.1),
-        space=recipe_space(),
+        space=space_spec(),
         objectives=("val_error", "size_bytes", "latency"),
         latency=dict(batch_sizes=(1, 100), repeats=10, warmup=2, objective_batch=1),
         optimizer=dict(method="parego", n_trials=20, n_initial=6,

@@ -43,12 +43,33 @@ from nnopt_jax.hpo.space import SearchSpace
 from nnopt_jax.optimize import models
 from nnopt_jax.optimize.latency import latency_key, measure_latency
 
-__all__ = ["METHODS", "VARIATIONAL", "recipe_space", "load_splits", "run_trial", "Splits"]
+__all__ = ["METHODS", "VARIATIONAL", "space_spec", "recipe_space", "load_splits", "run_trial", "Splits"]
 
 METHODS = ("dense", "pruning", "sparse_vd", "vnq")
 VARIATIONAL = ("sparse_vd", "vnq")
 _CONDITIONS = {"kl_warmup_end": list(VARIATIONAL), "log_alpha_threshold": list(VARIATIONAL),
                "pruning_rate": ["pruning"]}
+
+
+def space_spec(*, methods=METHODS, learning_rate=(1e-3, 3e-2), width=(1, 4),
+               kl_warmup_end=(0.5, 3.0), log_alpha_threshold=(1.0, 5.0),
+               pruning_rate=(0.5, 0.98)) -> dict:
+    """A config's ``space`` block from ranges (``(low, high)`` each; learning rate log-uniform).
+
+    Example:
+        >>> spec = space_spec(learning_rate=(3e-4, 1e-2), kl_warmup_end=(1.0, 8.0))
+        >>> recipe_space(spec).names[:3]
+        ('method', 'learning_rate', 'width')
+    """
+    real = lambda r, **kw: dict(type="real", low=float(r[0]), high=float(r[1]), **kw)
+    return dict(
+        method=dict(type="categorical", choices=list(methods)),
+        learning_rate=real(learning_rate, log=True),
+        width=dict(type="int", low=int(width[0]), high=int(width[1])),
+        kl_warmup_end=real(kl_warmup_end),
+        log_alpha_threshold=real(log_alpha_threshold),
+        pruning_rate=real(pruning_rate),
+    )
 
 
 def recipe_space(spec: Mapping[str, Mapping]) -> SearchSpace:

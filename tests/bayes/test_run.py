@@ -13,7 +13,7 @@ from nnopt_jax.bayes.run import compress
 from nnopt_jax.config import load_config
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs" / "compress"
-ALL = ["lenet300_svd", "lenet5_svd", "lenet5_vnq", "lenet300_pruning", "lenet5_pruning", "lenet300_dense",
+ALL = ["lenet300_svd", "lenet300_vnq", "lenet5_svd", "lenet5_vnq", "lenet300_pruning", "lenet5_pruning", "lenet300_dense",
        "lenet5_dense", "densenet_cifar10_vnq"]
 
 
