@@ -125,6 +125,32 @@ def test_exported_jit_matches_jit_and_reloads_from_disk(monkeypatch, own_cache):
     assert len(list((tmp_path / "exported").iterdir())) == 2
 
 
+def test_exported_programs_are_keyed_by_the_package_code(monkeypatch, own_cache, tmp_path):
+    import jax
+    import numpy as np
+
+    from nnopt_jax.hpo.gp import GPParams
+
+    # the fingerprint follows every .py file's name and bytes
+    src = tmp_path / "pkg"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.py").write_text("x = 1\n")
+    (src / "sub" / "b.py").write_text("y = 2\n")
+    first = jax_cache.code_fingerprint(src)
+    assert jax_cache.code_fingerprint(src) == first
+    (src / "sub" / "b.py").write_text("y = 3\n")
+    assert jax_cache.code_fingerprint(src) != first
+    (src / "sub" / "b.py").rename(src / "sub" / "c.py")
+    assert len({first, jax_cache.code_fingerprint(src)}) == 2
+    # an edited package (another fingerprint) traces anew instead of loading the old program
+    x = np.arange(3.0, dtype=np.float32)
+    params = GPParams(np.ones(3, np.float32), np.float32(0.5), np.float32(-1.0), np.float32(2.0))
+    jax_cache.ExportedJit(_affine, static_argnames=("scale",))(x, params, scale=3.0)
+    monkeypatch.setattr(jax_cache, "_package_fingerprint", lambda: "edited")
+    jax_cache.ExportedJit(_affine, static_argnames=("scale",))(x, params, scale=3.0)
+    assert len(list((own_cache / "exported").iterdir())) == 2
+
+
 def test_exported_jit_is_plain_jit_with_the_cache_off(monkeypatch, tmp_path):
     import jax
     import numpy as np
