@@ -13,7 +13,7 @@ def get_config(variant: str = "default") -> Config:
         model=dict(name="small_lenet", channels=[16, 32], hidden=64),
         train=dict(optimizer="adam", learning_rate=3e-3, weight_decay=0.0, momentum=0.9,
                    schedule="cosine", batch_size=64, num_epochs=40, checkpoint_every=0,
-                   grad_clip=0.0),
+                   grad_clip=0.0, steps_per_chunk=1, unroll=True),  # XLA:CPU convolutions in loops: slower
         eval_batch_size=512,
     )
     if variant == "smoke":

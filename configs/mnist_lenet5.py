@@ -14,7 +14,7 @@ def get_config(variant: str = "default") -> Config:
         model=dict(name="lenet5"),
         train=dict(optimizer="adam", learning_rate=1e-3, weight_decay=0.0, momentum=0.9,
                    schedule="cosine", batch_size=100, num_epochs=20, checkpoint_every=0,
-                   grad_clip=0.0),
+                   grad_clip=0.0, steps_per_chunk=1, unroll=True),  # XLA:CPU convolutions in loops: slower
         eval_batch_size=1000,
     )
     if variant == "smoke":

@@ -464,11 +464,13 @@ TRAIN_RULES = {
     "train.num_epochs": integer(1),
     "train.checkpoint_every": integer(0),
     "train.grad_clip": real(0.0),
+    "train.steps_per_chunk": integer(1),
+    "train.unroll": one_of(True, False),
 }
 """Checks of the ``data``/``train`` blocks that :func:`train_and_evaluate` reads."""
 
 MAY_CHANGE_ON_RESUME = ("train.num_epochs", "train.checkpoint_every", "data.data_dir",
-                        "eval_batch_size")
+                        "eval_batch_size", "train.steps_per_chunk", "train.unroll")
 """Config keys a resumed ``nnopt train`` may change (extend the run, move the data)."""
 
 
@@ -499,7 +501,8 @@ def train_and_evaluate(cfg, *, out_dir: str | pathlib.Path | None = None, resume
 
     The config blocks are ``data`` (name, data_dir, validation_fraction,
     train_subset), ``model`` (name and its keywords), ``train`` (see
-    :func:`make_optimizer`, plus batch_size, num_epochs, checkpoint_every) and
+    :func:`make_optimizer`, plus batch_size, num_epochs, checkpoint_every,
+    steps_per_chunk, unroll) and
     ``seed``. With ``out_dir`` it writes ``config.json``, ``run.json``,
     ``metrics.jsonl``, ``results.json``, ``learning_curve.png`` and checkpoints.
 
@@ -574,7 +577,9 @@ def train_and_evaluate(cfg, *, out_dir: str | pathlib.Path | None = None, resume
         state, loss_fn=cross_entropy_loss(model), tx=tx, train_data=(x_train, y_train),
         batch_size=cfg.train.batch_size, num_epochs=cfg.train.num_epochs, seed=cfg.seed,
         eval_fn=eval_fn, out_dir=out, checkpoint_every=cfg.train.get("checkpoint_every") or None,
-        resume=resume, progress=progress, description=f"{cfg.model.name} on {cfg.data.name}")
+        resume=resume, progress=progress, steps_per_chunk=int(cfg.train.get("steps_per_chunk", 100)),
+        unroll=bool(cfg.train.get("unroll", False)),
+        description=f"{cfg.model.name} on {cfg.data.name}")
     test = evaluate(apply_fn, state.params, state.model_state, ds.x_test, ds.y_test,
                     batch_size=eval_bs)
     val = eval_fn(state)

@@ -157,3 +157,25 @@ def test_make_optimizer_rejects_unknown_names():
                                                    (22, 100, 22), (449, 100, 100), (7, 1, 1)])
 def test_chunk_length_divides_the_epoch_when_it_can(steps, target, expected):
     assert _chunk_length(steps, target) == expected
+
+
+def test_train_config_chunking_keys_reach_the_loop_and_are_checked(monkeypatch):
+    from nnopt_jax import training
+    from nnopt_jax.config import ConfigError, load_config
+
+    cfg = load_config(f"{ROOT / 'configs' / 'digits_lenet.py'}:default")
+    assert cfg.train.unroll is True and cfg.train.steps_per_chunk == 1
+    seen = {}
+
+    def fake_fit(state, **kw):
+        seen.update(kw)
+        raise RuntimeError("stop after the call")
+
+    monkeypatch.setattr(training, "fit", fake_fit)
+    cfg.train.num_epochs = 1
+    with pytest.raises(RuntimeError, match="stop after the call"):
+        training.train_and_evaluate(cfg, progress=False)
+    assert seen["unroll"] is True and seen["steps_per_chunk"] == 1
+    cfg.train.steps_per_chunk = 0
+    with pytest.raises(ConfigError, match="train.steps_per_chunk"):
+        training.validate_config(cfg)
