@@ -28,6 +28,7 @@ def get_config(variant: str = "default") -> Config:
                    warmup_end=15, pretrain_epochs=10, level_lr_factor=0.01, checkpoint_every=0),
         eval_batch_size=500,
         export=True,
+        quantize=dict(outlier_factor=None),  # strict ternary, as the paper
     )
     if variant == "smoke":
         cfg.model.growth, cfg.model.blocks = 4, (1,)

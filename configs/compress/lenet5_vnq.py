@@ -27,6 +27,7 @@ def get_config(variant: str = "default") -> Config:
                    steps_per_chunk=1, unroll=True),  # XLA:CPU convolutions in loops: 7x slower
         eval_batch_size=1000,
         export=True,
+        quantize=dict(outlier_factor=None),  # strict ternary, as the paper; e.g. 2.0 keeps weights beyond 2a in float32
         eval=eval_defaults(),  # --set eval.uncertainty=true: calibration and OOD report
     )
     cfg.train.pretrain_epochs = 5

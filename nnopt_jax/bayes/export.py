@@ -1,5 +1,9 @@
 """Export of compressed models: CSR for sparse VD / pruning, 2-bit codes for VNQ.
 
+VNQ codes: 0 -> 0, 1 -> +a, 2 -> -a, 3 -> the next float32 of the layer's
+``outliers`` (row-major in the stored (out, in) matrix; only with
+``quantize.outlier_factor``).
+
 An export directory holds ``model.npz`` (numpy arrays only) and ``meta.json``
 (architecture, layer shapes, format). Sizes are the real bytes of the stored
 arrays. :func:`load_export` returns an :class:`ExportedModel` whose ``predict``
@@ -104,7 +108,9 @@ def export_quantized(params: Mapping, info: Mapping[str, dict], out_dir, *, arch
 
     Args:
       params: quantised parameters (from :func:`compression.quantize_params`).
-      info: per layer ``{"codes", "level"}`` from the same function.
+      info: per layer ``{"codes", "level"[, "outliers"]}`` from the same function;
+        code 3 marks a weight stored in float32 in ``outliers`` (in the order
+        of the stored (out, in) matrix).
       out_dir: export directory.
       arch: architecture key (enables ``predict``); other models export codes only.
     """
@@ -117,13 +123,20 @@ def export_quantized(params: Mapping, info: Mapping[str, dict], out_dir, *, arch
     for i, (name, d) in enumerate(info.items()):
         codes = np.asarray(d["codes"])
         key = f"l{i}"
-        arrays[f"{key}_codes"] = pack_2bit(_as_matrix(codes.astype(np.float32)).astype(np.uint8))
+        matrix_codes = _as_matrix(codes.astype(np.float32)).astype(np.uint8)
+        arrays[f"{key}_codes"] = pack_2bit(matrix_codes)
         arrays[f"{key}_codebook"] = np.array([0.0, d["level"], -d["level"]], np.float32)
+        outliers = np.asarray(d.get("outliers", np.zeros(0)), np.float32)
+        if outliers.size:  # reordered from the kernel's C order to the matrix's
+            values = np.zeros(codes.shape, np.float32)
+            values[codes == 3] = outliers
+            arrays[f"{key}_outliers"] = _as_matrix(values)[matrix_codes == 3]
         dense_bytes += codes.size * 4
         if name in biases:
             arrays[f"{key}_bias"] = biases[name].astype(np.float32)
             dense_bytes += arrays[f"{key}_bias"].nbytes
-        layers[name] = {"key": key, "shape": list(codes.shape), "nnz": int(np.count_nonzero(codes))}
+        layers[name] = {"key": key, "shape": list(codes.shape), "nnz": int(np.count_nonzero(codes)),
+                        "outliers": int(outliers.size)}
     return _write(pathlib.Path(out_dir), arrays,
                   {"format": "ternary2bit", "arch": arch, "layers": layers, "dense_bytes": dense_bytes})
 
@@ -151,7 +164,11 @@ class ExportedModel:
                                    arrays[f"{key}_indptr"].astype(np.int64)), shape=(n_out, n_in))
             elif meta["format"] == "ternary2bit":
                 codes = unpack_2bit(arrays[f"{key}_codes"], n_out * n_in).reshape(n_out, n_in)
-                m = sp.csr_matrix(arrays[f"{key}_codebook"][codes])
+                book = np.append(arrays[f"{key}_codebook"], np.float32(0.0))  # code 3: outliers
+                w = book[codes]
+                if f"{key}_outliers" in arrays:
+                    w[codes == 3] = arrays[f"{key}_outliers"]
+                m = sp.csr_matrix(w)
                 m.eliminate_zeros()
             else:
                 raise ValueError(f"unknown export format {meta['format']!r}")

@@ -149,6 +149,7 @@ RULES = {
     "pruning.retrain_epochs": integer(1),
     "pruning.retrain_learning_rate": real(0.0, low_open=True),
     "pruning.stages": sequence_of(real(0.0, 1.0, low_open=True), min_len=1),
+    "quantize.outlier_factor": optional(real(1.0, low_open=True)),
     "eval.uncertainty": _boolean,
     "eval.uncertainty_samples": integer(1),
     "eval.ood_dataset": _ood_name,
@@ -157,7 +158,8 @@ RULES = {
 """Checks of the config values :func:`compress` reads."""
 
 MAY_CHANGE_ON_RESUME = ("train.num_epochs", "train.checkpoint_every", "train.steps_per_chunk",
-                        "train.unroll", "data.data_dir", "eval_batch_size", "export", "eval")
+                        "train.unroll", "data.data_dir", "eval_batch_size", "export", "eval",
+                        "quantize")
 """Config keys a resumed ``nnopt compress`` may change."""
 
 
@@ -262,12 +264,16 @@ def _variational(run: _Run, method: str):
     ev = run.evaluate(model, params, model_state)
     extra: dict[str, Any] = {"posterior_params": params}
     if method == "vnq":
-        qparams, info = compression.quantize_params(params, threshold=threshold)
+        outlier_factor = cfg.get("quantize", {}).get("outlier_factor")
+        qparams, info = compression.quantize_params(params, threshold=threshold,
+                                                    outlier_factor=outlier_factor)
         q_ev = run.evaluate(model, qparams, model_state)
         weights = compression.deterministic_weights(qparams, threshold=threshold)
         results = compression.make_results(
             q_ev["error"], weights, codebook={n: [-i["level"], 0.0, i["level"]] for n, i in info.items()}, bits=2,
-            test_error_before_quantization=ev["error"])
+            test_error_before_quantization=ev["error"],
+            outliers={n: int(i["outliers"].size) for n, i in info.items()},
+            outlier_factor=outlier_factor)
         exported = export.export_quantized(qparams, info, run.out / "export", arch=cfg.model.name,
                                            model_state=model_state) if cfg.get("export", True) else None
         final_params = qparams
@@ -343,7 +349,8 @@ def compress(cfg, *, out_dir, resume: bool = False, overwrite: bool = False,
     learning_rate, schedule, warmup_start, warmup_end, pretrain_epochs,
     level_lr_factor, checkpoint_every, steps_per_chunk, unroll), ``pruning`` (sparsity per layer, stages,
     retrain_epochs), ``seed``, ``export``, ``eval`` (:data:`EVAL_DEFAULTS`: uncertainty,
-    uncertainty_samples, ood_dataset, dense_baseline).
+    uncertainty_samples, ood_dataset, dense_baseline), ``quantize`` (VNQ:
+    outlier_factor, None for strict ternary).
 
     ``resume`` continues the run in ``out_dir`` (only the keys in
     :data:`MAY_CHANGE_ON_RESUME` may change); ``overwrite`` discards a previous

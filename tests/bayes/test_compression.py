@@ -86,3 +86,22 @@ def test_masked_loss_gives_zero_gradient_to_pruned_weights():
     g = jax.grad(lambda p: wrapped(p, {}, (jnp.ones((4, 3)), None), key=None, step=0)[0])(params)
     assert np.all(np.asarray(g["d"]["kernel"])[masks["d"] == 0] == 0)
     assert np.all(np.asarray(g["d"]["kernel"])[masks["d"] == 1] != 0)
+
+
+def test_quantize_params_keeps_outliers_beyond_k_levels():
+    rng = np.random.default_rng(2)
+    params = _vd_params(rng, {"fc": (40, 30)}, vnq=True)
+    theta = np.asarray(params["fc"]["theta"]).copy()
+    theta[0, :5] = [1.0, -0.9, 0.6, 0.3, 0.26]  # level 0.25: three beyond 2a, two within
+    params["fc"]["theta"] = jnp.asarray(theta)
+    params["fc"]["log_sigma2"] = jnp.full_like(params["fc"]["log_sigma2"], -12.0)  # all kept
+    plain, _ = C.quantize_params(params)
+    q, info = C.quantize_params(params, outlier_factor=2.0)
+    w, codes = np.asarray(q["fc"]["theta"]), info["fc"]["codes"]
+    far = np.abs(theta) > 0.5
+    assert far.sum() >= 3 and np.array_equal(codes == C.OUTLIER_CODE, far)
+    np.testing.assert_array_equal(w[far], theta[far])  # kept exactly
+    np.testing.assert_array_equal(w[~far], np.asarray(plain["fc"]["theta"])[~far])
+    np.testing.assert_array_equal(info["fc"]["outliers"], theta[far])  # C order
+    with pytest.raises(ValueError, match="outlier_factor must be > 1"):
+        C.quantize_params(params, outlier_factor=1.0)

@@ -86,6 +86,29 @@ def test_quantized_export_round_trip(tmp_path):
     assert meta["bytes"] < n_weights / 4 + 4 * 600  # 2 bits per weight + codebooks + biases
 
 
+def test_quantized_export_with_outliers_round_trip(tmp_path):
+    rng = np.random.default_rng(4)
+    model = get_model("lenet300_100", prior="vnq")
+    x = jnp.asarray(rng.uniform(size=(4, 28, 28, 1)), jnp.float32)
+    params = _sparsify(_init_params(model, x, rng), rng, frac=0.5)
+    theta = np.asarray(params["fc1"]["theta"]).copy()
+    idx = rng.choice(theta.size, 50, replace=False)
+    theta.flat[idx] = rng.choice([-1.0, 1.0], 50) * rng.uniform(1.0, 2.0, 50)
+    params["fc1"]["theta"] = jnp.asarray(theta)
+    q, info = C.quantize_params(params, outlier_factor=3.0)
+    n_out = sum(i["outliers"].size for i in info.values())
+    assert n_out >= 40  # most planted weights survive pruning
+    meta = E.export_quantized(q, info, tmp_path, arch="lenet300_100")
+    loaded = E.load_export(tmp_path)
+    for name in info:  # every kernel, outliers at their places, as the quantised params hold it
+        np.testing.assert_array_equal(loaded.dense_weights()[name], np.asarray(q[name]["theta"]))
+    expected = np.asarray(jax.jit(lambda p, x: model.apply({"params": p}, x))(q, x))
+    for backend in ("jax", "scipy"):
+        np.testing.assert_allclose(loaded.predict(np.asarray(x), backend=backend), expected,
+                                   rtol=1e-4, atol=1e-4)
+    assert sum(l["outliers"] for l in meta["layers"].values()) == n_out
+
+
 def test_load_export_missing_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="export directory"):
         E.load_export(tmp_path / "nope")
