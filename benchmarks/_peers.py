@@ -91,3 +91,12 @@ def run_optuna(method: str, seed: int, n_trials: int, suggest: Callable[[Any], A
         study.enqueue_trial(dict(params))
     study.optimize(lambda trial: evaluate(suggest(trial)), n_trials=n_trials)
     return study
+
+
+def choices(parser, value: str, allowed, what: str) -> list[str]:
+    """``value`` split at commas, each checked against ``allowed`` (``parser.error`` otherwise)."""
+    items = value.split(",")
+    for item in items:
+        if item not in allowed:
+            parser.error(f"unknown {what} {item!r}; choose from {', '.join(allowed)}")
+    return items

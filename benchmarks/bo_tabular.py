@@ -351,13 +351,8 @@ def main(argv=None) -> int:
     problems, seeds, n_evals = args.problems.split(","), args.seeds, args.n_evals
     if args.quick:
         problems, seeds, n_evals = ["hpobench/car", "nb201/cifar10"], 2, 20
-    methods = args.methods.split(",")
-    for m in methods:
-        if m not in METHODS:
-            parser.error(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
-    for p in problems:
-        if p not in PROBLEMS:
-            parser.error(f"unknown problem {p!r}; choose from {', '.join(PROBLEMS)}")
+    methods = _peers.choices(parser, args.methods, METHODS, "method")
+    problems = _peers.choices(parser, ",".join(problems), PROBLEMS, "problem")
     skipped = {m: why for m in methods if (why := _available(m))}
     for m, why in skipped.items():
         print(f"skipping {m}: {why}")

@@ -300,13 +300,8 @@ def main(argv=None) -> int:
     problems, seeds, n_evals = args.problems.split(","), args.seeds, args.n_evals
     if args.smoke:
         problems, seeds, n_evals = ["branin"], 2, 8
-    methods = args.methods.split(",")
-    for m in methods:
-        if m not in METHODS:
-            parser.error(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
-    for p in problems:
-        if p not in PROBLEMS:
-            parser.error(f"unknown problem {p!r}; choose from {', '.join(PROBLEMS)}")
+    methods = _peers.choices(parser, args.methods, METHODS, "method")
+    problems = _peers.choices(parser, ",".join(problems), PROBLEMS, "problem")
     if seeds < 1 or n_evals < 1:
         parser.error("--seeds and --n-evals must be positive")
     skipped = {}
