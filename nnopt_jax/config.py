@@ -261,6 +261,11 @@ def text(value: Any) -> str | None:
     return None if isinstance(value, str) else "a string"
 
 
+def boolean(value: Any) -> str | None:
+    """A ``True``/``False`` check."""
+    return None if isinstance(value, bool) else "true or false"
+
+
 def optional(check: Check) -> Check:
     """``check``, or None (unset)."""
     def opt(value):

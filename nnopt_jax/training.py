@@ -26,8 +26,8 @@ import numpy as np
 import optax
 
 from nnopt_jax import jax_cache, parallel
-from nnopt_jax.config import (ConfigError, check_config, integer, one_of, optional, real,
-                              text)
+from nnopt_jax.config import (ConfigError, boolean, check_config, integer, one_of, optional,
+                              real, text)
 from nnopt_jax.data.batching import batch_indices
 from nnopt_jax.data.catalog import DATASETS, canonical_name
 from nnopt_jax.checkpoint import (CheckpointError, restore_checkpoint, resume_or_start,
@@ -465,7 +465,7 @@ TRAIN_RULES = {
     "train.checkpoint_every": integer(0),
     "train.grad_clip": real(0.0),
     "train.steps_per_chunk": integer(1),
-    "train.unroll": one_of(True, False),
+    "train.unroll": boolean,
 }
 """Checks of the ``data``/``train`` blocks that :func:`train_and_evaluate` reads."""
 

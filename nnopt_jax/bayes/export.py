@@ -27,6 +27,7 @@ from typing import Mapping
 import numpy as np
 import scipy.sparse as sp
 
+from nnopt_jax.bayes.compression import OUTLIER_CODE
 from nnopt_jax.bayes.models import ARCHITECTURES
 
 __all__ = ["export_sparse", "export_quantized", "load_export", "ExportedModel", "pack_2bit",
@@ -108,9 +109,9 @@ def export_quantized(params: Mapping, info: Mapping[str, dict], out_dir, *, arch
 
     Args:
       params: quantised parameters (from :func:`compression.quantize_params`).
-      info: per layer ``{"codes", "level"[, "outliers"]}`` from the same function;
-        code 3 marks a weight stored in float32 in ``outliers`` (in the order
-        of the stored (out, in) matrix).
+      info: per layer ``{"codes", "level"}`` from the same function; code 3
+        marks a weight whose float32 value (its ``theta`` in ``params``) is
+        stored in ``outliers``, row-major in the stored (out, in) matrix.
       out_dir: export directory.
       arch: architecture key (enables ``predict``); other models export codes only.
     """
@@ -118,6 +119,7 @@ def export_quantized(params: Mapping, info: Mapping[str, dict], out_dir, *, arch
 
     del model_state  # BatchNorm statistics are not exported (DenseNet inference stays in JAX)
     biases = {n: np.asarray(p["bias"]) for n, p in iter_layers(params) if "bias" in p}
+    thetas = {n: np.asarray(p["theta"]) for n, p in iter_layers(params) if "theta" in p}
     arrays, layers = {}, {}
     dense_bytes = 0
     for i, (name, d) in enumerate(info.items()):
@@ -126,11 +128,9 @@ def export_quantized(params: Mapping, info: Mapping[str, dict], out_dir, *, arch
         matrix_codes = _as_matrix(codes.astype(np.float32)).astype(np.uint8)
         arrays[f"{key}_codes"] = pack_2bit(matrix_codes)
         arrays[f"{key}_codebook"] = np.array([0.0, d["level"], -d["level"]], np.float32)
-        outliers = np.asarray(d.get("outliers", np.zeros(0)), np.float32)
-        if outliers.size:  # reordered from the kernel's C order to the matrix's
-            values = np.zeros(codes.shape, np.float32)
-            values[codes == 3] = outliers
-            arrays[f"{key}_outliers"] = _as_matrix(values)[matrix_codes == 3]
+        outliers = _as_matrix(thetas[name])[matrix_codes == OUTLIER_CODE]  # kept weights
+        if outliers.size:
+            arrays[f"{key}_outliers"] = outliers
         dense_bytes += codes.size * 4
         if name in biases:
             arrays[f"{key}_bias"] = biases[name].astype(np.float32)
@@ -164,10 +164,10 @@ class ExportedModel:
                                    arrays[f"{key}_indptr"].astype(np.int64)), shape=(n_out, n_in))
             elif meta["format"] == "ternary2bit":
                 codes = unpack_2bit(arrays[f"{key}_codes"], n_out * n_in).reshape(n_out, n_in)
-                book = np.append(arrays[f"{key}_codebook"], np.float32(0.0))  # code 3: outliers
+                book = np.append(arrays[f"{key}_codebook"], np.float32(0.0))  # + OUTLIER_CODE
                 w = book[codes]
                 if f"{key}_outliers" in arrays:
-                    w[codes == 3] = arrays[f"{key}_outliers"]
+                    w[codes == OUTLIER_CODE] = arrays[f"{key}_outliers"]
                 m = sp.csr_matrix(w)
                 m.eliminate_zeros()
             else:

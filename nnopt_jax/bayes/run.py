@@ -26,8 +26,8 @@ import optax
 from nnopt_jax.bayes import compression, export, objectives, pruning
 from nnopt_jax.bayes.models import get_model
 from nnopt_jax import rundir, training
-from nnopt_jax.config import (Config, ConfigError, check_config, integer, one_of, optional, real,
-                              sequence_of, text)
+from nnopt_jax.config import (Config, ConfigError, boolean, check_config, integer, one_of,
+                              optional, real, sequence_of, text)
 
 __all__ = ["compress", "METHODS", "smoke_variant", "validate_config", "MAY_CHANGE_ON_RESUME",
            "EVAL_DEFAULTS", "eval_defaults"]
@@ -113,10 +113,6 @@ def eval_defaults() -> Config:
     return Config(EVAL_DEFAULTS)
 
 
-def _boolean(value):
-    return None if isinstance(value, bool) else "true or false"
-
-
 def _ood_name(value):
     from nnopt_jax.bayes.uncertainty import UNIFORM_NOISE
     from nnopt_jax.data.catalog import DATASETS, canonical_name
@@ -150,7 +146,7 @@ RULES = {
     "pruning.retrain_learning_rate": real(0.0, low_open=True),
     "pruning.stages": sequence_of(real(0.0, 1.0, low_open=True), min_len=1),
     "quantize.outlier_factor": optional(real(1.0, low_open=True)),
-    "eval.uncertainty": _boolean,
+    "eval.uncertainty": boolean,
     "eval.uncertainty_samples": integer(1),
     "eval.ood_dataset": _ood_name,
     "eval.dense_baseline": optional(text),
