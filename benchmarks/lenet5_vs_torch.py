@@ -22,12 +22,17 @@ configuration runs in its own process, pinned with ``taskset``:
   one CPU device per core (``--xla_force_host_platform_device_count``), and
   PyTorch with one thread per core.
 
+Every worker first calls ``nnopt_jax.host_memory.retain_freed_memory`` (as
+``nnopt`` does), PyTorch's as well as JAX's; ``--malloc both`` also runs each
+configuration with glibc's default ``malloc`` (a before/after of that setting,
+side by side), and every row reports the minor page faults per step.
 Compilation and warm-up steps are excluded; an MNIST epoch is 600 steps.
 Writes ``results.json`` and ``results.md`` under ``--out`` and prints the table.
 
 Usage:
   .venv/bin/python benchmarks/lenet5_vs_torch.py --steps 30 --out runs/bench/lenet5_vs_torch
   .venv/bin/python benchmarks/lenet5_vs_torch.py --models svd --modes one_core   # a subset
+  .venv/bin/python benchmarks/lenet5_vs_torch.py --malloc both   # with and without retained memory
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import resource
 import time
 
 import numpy as np
@@ -54,8 +60,21 @@ MODELS = ("dense", "svd", "vnq")
 # ----------------------------------------------------------------------------- JAX
 
 
-def jax_step_time(model_name: str, steps: int, chunk: int, devices: int) -> float:
-    """Seconds per training step of nnopt_jax's LeNet-5 ``model_name``."""
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _time_steps(run_steps, rounds: int, steps_per_round: int) -> tuple[float, float]:
+    """(seconds, minor page faults) per step over ``rounds`` calls of ``run_steps``."""
+    faults, t = _minor_faults(), time.perf_counter()
+    for _ in range(rounds):
+        run_steps()
+    n = rounds * steps_per_round
+    return (time.perf_counter() - t) / n, (_minor_faults() - faults) / n
+
+
+def jax_step_time(model_name: str, steps: int, chunk: int, devices: int) -> tuple[float, float]:
+    """Seconds and minor page faults per training step of nnopt_jax's LeNet-5 ``model_name``."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -84,22 +103,22 @@ def jax_step_time(model_name: str, steps: int, chunk: int, devices: int) -> floa
     run = training.make_train_chunk(training.make_train_step(loss, tx), mesh=mesh, unroll=True)
     if mesh is not None:
         state = parallel.replicate(state, mesh)
-    state, m = run(state, xs, ys)  # compile + warm-up
-    state, m = run(state, xs, ys)
-    jax.block_until_ready(m)
-    rounds = max(1, steps // chunk)
-    t = time.perf_counter()
-    for _ in range(rounds):
-        state, m = run(state, xs, ys)
-    jax.block_until_ready(m)
-    return (time.perf_counter() - t) / (rounds * chunk)
+    carry = list(run(state, xs, ys))  # compile + warm-up
+    carry = list(run(carry[0], xs, ys))
+    jax.block_until_ready(carry)
+
+    def run_chunk():
+        carry[:] = run(carry[0], xs, ys)
+        jax.block_until_ready(carry[1])
+
+    return _time_steps(run_chunk, max(1, steps // chunk), chunk)
 
 
 # ----------------------------------------------------------------------------- PyTorch
 
 
-def torch_step_time(model_name: str, steps: int, threads: int) -> float:
-    """Seconds per training step of the same LeNet-5 written in plain PyTorch."""
+def torch_step_time(model_name: str, steps: int, threads: int) -> tuple[float, float]:
+    """Seconds and minor page faults per training step of the same LeNet-5 in plain PyTorch."""
     import torch
     import torch.nn.functional as F
 
@@ -178,10 +197,7 @@ def torch_step_time(model_name: str, steps: int, threads: int) -> float:
 
     for _ in range(5):
         step()
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - t) / steps
+    return _time_steps(step, steps, 1)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -197,17 +213,20 @@ MODES = {
 
 
 def _worker(args) -> None:
+    from nnopt_jax.host_memory import retain_freed_memory
+
+    retain_freed_memory()  # unless NNOPT_MALLOC=default; before JAX or PyTorch start threads
     if args.framework == "jax":
-        t = jax_step_time(args.model, args.steps, args.chunk, args.devices)
+        t, faults = jax_step_time(args.model, args.steps, args.chunk, args.devices)
     else:
-        t = torch_step_time(args.model, args.steps, args.threads)
-    print(json.dumps({"s_per_step": t}))
+        t, faults = torch_step_time(args.model, args.steps, args.threads)
+    print(json.dumps({"s_per_step": t, "faults_per_step": faults}))
 
 
 def _run_worker(model: str, framework: str, threads: int, devices: int, cores: str,
-                steps: int, chunk: int) -> float:
+                steps: int, chunk: int, malloc: str) -> dict:
     ncpu = os.cpu_count() or 1
-    env = dict(os.environ)
+    env = dict(os.environ, NNOPT_MALLOC=malloc)
     flags = env.get("XLA_FLAGS", "")
     threads = threads or ncpu
     devices = devices or ncpu
@@ -225,16 +244,17 @@ def _run_worker(model: str, framework: str, threads: int, devices: int, cores: s
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{framework} {model} worker failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["s_per_step"]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | mode | implementation | ms / step | s / epoch (600 steps) | time / PyTorch's |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| model | mode | malloc | implementation | ms / step | s / epoch (600 steps) | "
+             "page faults / step | time / PyTorch's |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = r.get("ratio_to_torch")
-        lines.append(f"| {r['model']} | {r['mode'].replace('_', ' ')} | {r['implementation']} | "
-                     f"{1e3 * r['s_per_step']:.1f} | {STEPS_PER_EPOCH * r['s_per_step']:.1f} | "
+        lines.append(f"| {r['model']} | {r['mode'].replace('_', ' ')} | {r['malloc']} | "
+                     f"{r['implementation']} | {1e3 * r['s_per_step']:.1f} | "
+                     f"{STEPS_PER_EPOCH * r['s_per_step']:.1f} | {r['faults_per_step']:.0f} | "
                      f"{'' if ratio is None else f'{ratio:.2f}x'} |")
     return "\n".join(lines) + "\n"
 
@@ -245,6 +265,8 @@ def main(argv=None):
     ap.add_argument("--modes", default="one_core,whole_machine", help="one_core and/or whole_machine")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per configuration")
     ap.add_argument("--chunk", type=int, default=1, help="JAX steps per compiled chunk (the configs use 1)")
+    ap.add_argument("--malloc", choices=("retain", "default", "both"), default="retain",
+                    help="glibc malloc: retained freed memory (as nnopt runs), its default, or both")
     ap.add_argument("--out", default="runs/bench/lenet5_vs_torch")
     ap.add_argument("--worker", choices=("jax", "torch"), help=argparse.SUPPRESS)
     ap.add_argument("--model", choices=MODELS, help=argparse.SUPPRESS)
@@ -256,17 +278,22 @@ def main(argv=None):
         return _worker(args)
 
     rows = []
+    mallocs = ("default", "retain") if args.malloc == "both" else (args.malloc,)
     for model in args.models.split(","):
         for mode in args.modes.split(","):
-            torch_time = None
-            for label, framework, kw, cores in sorted(MODES[mode], key=lambda m: m[1] != "torch"):
-                t = _run_worker(model, framework, kw.get("threads", 1), kw.get("devices", 1), cores,
-                                args.steps, args.chunk)
-                if framework == "torch":
-                    torch_time = t
-                rows.append(dict(model=model, mode=mode, implementation=label, s_per_step=t,
-                                 ratio_to_torch=None if framework == "torch" else t / torch_time))
-                print(f"{model:6s} {mode:14s} {label:28s} {1e3 * t:7.1f} ms/step", flush=True)
+            for malloc in mallocs:
+                torch_time = None
+                for label, framework, kw, cores in sorted(MODES[mode], key=lambda m: m[1] != "torch"):
+                    r = _run_worker(model, framework, kw.get("threads", 1), kw.get("devices", 1),
+                                    cores, args.steps, args.chunk, malloc)
+                    t = r["s_per_step"]
+                    if framework == "torch":
+                        torch_time = t
+                    rows.append(dict(model=model, mode=mode, malloc=malloc, implementation=label,
+                                     s_per_step=t, faults_per_step=r["faults_per_step"],
+                                     ratio_to_torch=None if framework == "torch" else t / torch_time))
+                    print(f"{model:6s} {mode:14s} {malloc:8s} {label:28s} {1e3 * t:7.1f} ms/step "
+                          f"{r['faults_per_step']:8.0f} faults/step", flush=True)
     import jax
     import torch
 

@@ -17,6 +17,8 @@ import pathlib
 import sys
 import textwrap
 
+from nnopt_jax.host_memory import retain_freed_memory
+
 EPILOG = textwrap.dedent("""\
     examples:
       nnopt demo                                         # every pillar on sklearn digits
@@ -295,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     if not debug:
         warnings.showwarning = _one_line_warning
     try:
+        # Before JAX starts its threads: XLA:CPU's buffers then reuse freed pages.
+        retain_freed_memory()
         if args.command in ("train", "hpo", "compress", "nas"):
             from nnopt_jax.parallel import initialize_distributed
             # --distributed, or JAX_COORDINATOR_ADDRESS & co. in the environment.
