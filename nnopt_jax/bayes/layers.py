@@ -28,7 +28,7 @@ from numpyro.distributions.kl import kl_divergence
 
 from nnopt_jax.bayes import kl as _kl
 from nnopt_jax.bayes import priors as _priors
-from nnopt_jax.models.conv import conv2d
+from nnopt_jax.models.conv import conv2d, lrt_conv2d
 from nnopt_jax.types import Array
 
 __all__ = ["VariationalDense", "VariationalConv", "weight_mask", "standard_normal", "LOG_SIGMA2_INIT"]
@@ -150,8 +150,10 @@ class VariationalConv(_VariationalBase):
     """2-D convolution (NHWC, HWIO kernel) with a Gaussian posterior over its kernel.
 
     Local reparameterisation: mean conv(x, theta), variance conv(x^2, alpha theta^2),
-    both through :func:`nnopt_jax.models.conv.conv2d` (``impl`` chooses how the
-    input gradient is computed; the numbers are the same).
+    in training through :func:`nnopt_jax.models.conv.lrt_conv2d` (on CPU the
+    pair's gradients are matrix products over one patch matrix), at
+    evaluation through :func:`nnopt_jax.models.conv.conv2d`; ``impl`` chooses
+    how the gradients are computed, the numbers are the same.
     """
 
     features: int = 1
@@ -169,9 +171,9 @@ class VariationalConv(_VariationalBase):
         theta, log_alpha = self._params(shape)
         bias = self._bias(self.features)
         theta, var = self._weights(theta, log_alpha, train)
-        mean = self._conv(x, theta)
         if not train:
-            return mean + bias
-        out_var = self._conv(x * x, var)
+            return self._conv(x, theta) + bias
+        mean, out_var = lrt_conv2d(x, theta, var, strides=self.strides, padding=self.padding,
+                                   impl=self.impl)
         eps = standard_normal(self.make_rng("noise"), mean.shape, mean.dtype)
         return mean + jnp.sqrt(out_var + 1e-8) * eps + bias

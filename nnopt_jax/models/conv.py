@@ -18,6 +18,22 @@ forward and the kernel gradient stay XLA's.
 ``impl="auto"`` takes this path on CPU and XLA's own gradient elsewhere
 (accelerator libraries have fast transposed convolutions); ``"gemm"`` and
 ``"xla"`` force one. Strides other than 1 always use XLA's.
+
+:func:`lrt_conv2d` is the pair of convolutions of the local
+reparameterisation trick (Kingma et al. 2015, eq. 6 for convolutions),
+
+    mu = conv(x, theta),        s2 = conv(x^2, v),
+
+whose whole backward pass is matrix products over one patch matrix
+``P`` (``(kh kw c_in) x (n h_out w_out)``, built once from ``x``; the patches
+of ``x^2`` are ``P^2``):
+
+    d theta = P g_mu,    d v = P^2 g_s2,    dP = theta g_mu^T + 2 P (v g_s2^T),    dx = col2im(dP).
+
+XLA's kernel gradients of the two convolutions instead transpose both the
+input and the output cotangent and run at a fraction of a matrix product's
+speed on XLA:CPU, and its two input gradients are two transposed
+convolutions; here the input gradient is one ``col2im``.
 """
 
 from __future__ import annotations
@@ -31,7 +47,7 @@ import jax.numpy as jnp
 from nnopt_jax.materialize import materialize
 from nnopt_jax.types import Array
 
-__all__ = ["conv2d", "Conv", "IMPLS"]
+__all__ = ["conv2d", "lrt_conv2d", "Conv", "IMPLS"]
 
 IMPLS = ("auto", "gemm", "xla")
 _DIMS = ("NHWC", "HWIO", "NHWC")
@@ -105,6 +121,90 @@ def _conv_valid_bwd(res, g):
 _conv_valid.defvjp(_conv_valid_fwd, _conv_valid_bwd)
 
 
+def _patches_t(x: Array, kh: int, kw: int) -> Array:
+    """Stride-1 patches as a ``(kh kw c, n h_out w_out)`` matrix.
+
+    Row ``(i kw + j) c + ci`` holds ``x[:, i:i + h_out, j:j + w_out, ci]``
+    flattened, the order of an HWIO kernel's ``reshape(-1, c_out)``; each
+    row is written in runs of ``w_out`` contiguous values (a column layout
+    would write runs of ``c`` values, one for the first layer).
+    """
+    n, h, w, _ = x.shape
+    ho, wo = h - kh + 1, w - kw + 1
+    xt = jnp.moveaxis(x, -1, 0)  # (c, n, h, w)
+    taps = [xt[:, :, i:i + ho, j:j + wo] for i in range(kh) for j in range(kw)]
+    return jnp.stack(taps).reshape(-1, n * ho * wo)
+
+
+def _col2im_t(patch_grads: Array, x_shape, kh: int, kw: int) -> Array:
+    """Adjoint of :func:`_patches_t`: ``(kh kw c, n h_out w_out)`` to ``x_shape`` (NHWC)."""
+    n, h, w, c = x_shape
+    taps = patch_grads.reshape(kh, kw, c, n, h - kh + 1, w - kw + 1)
+    rows = materialize(jnp.stack([_shifted_sum([taps[i, j] for j in range(kw)], axis=3)
+                                  for i in range(kh)]))  # (kh, c, n, h_out, w)
+    return jnp.moveaxis(_shifted_sum([rows[i] for i in range(kh)], axis=2), 0, -1)
+
+
+@jax.custom_vjp
+def _lrt_conv_valid(x: Array, theta: Array, var: Array) -> tuple[Array, Array]:
+    return _xla_conv(x, theta), _xla_conv(x * x, var)
+
+
+def _lrt_conv_valid_fwd(x, theta, var):
+    return _lrt_conv_valid(x, theta, var), (x, theta, var)
+
+
+def _lrt_conv_valid_bwd(res, cotangents):
+    x, theta, var = res
+    g_mean, g_var = cotangents
+    kh, kw, _, c_out = theta.shape
+    p = _patches_t(x, kh, kw)  # (K, N)
+    g_mean, g_var = g_mean.reshape(-1, c_out), g_var.reshape(-1, c_out)  # (N, c_out)
+    d_theta = (p @ g_mean).reshape(theta.shape)
+    d_var = ((p * p) @ g_var).reshape(var.shape)
+    nt = (((1,), (1,)), ((), ()))  # A B^T without a transposed copy
+    d_p = (jax.lax.dot_general(theta.reshape(-1, c_out), g_mean, nt)
+           + 2.0 * p * jax.lax.dot_general(var.reshape(-1, c_out), g_var, nt))
+    return _col2im_t(d_p, x.shape, kh, kw), d_theta, d_var
+
+
+_lrt_conv_valid.defvjp(_lrt_conv_valid_fwd, _lrt_conv_valid_bwd)
+
+
+def _resolve(impl: str) -> str:
+    if impl not in IMPLS:
+        raise ValueError(f"unknown convolution impl {impl!r}; choose one of {IMPLS}")
+    if impl == "auto":
+        return "gemm" if jax.default_backend() == "cpu" else "xla"
+    return impl
+
+
+def _pad_for_valid(x: Array, padding: Padding, kernel_shape) -> Array:
+    (a, b), (c, d) = _explicit_padding(padding, kernel_shape)
+    if a or b or c or d:
+        x = jnp.pad(x, ((0, 0), (a, b), (c, d), (0, 0)))
+    return x
+
+
+def lrt_conv2d(x: Array, theta: Array, var: Array, *, strides: Sequence[int] = (1, 1),
+               padding: Padding = "VALID", impl: str = "auto") -> tuple[Array, Array]:
+    """The local reparameterisation's mean and variance convolutions (module docstring).
+
+    Args:
+      x: ``(n, h, w, c_in)`` input.
+      theta: ``(kh, kw, c_in, c_out)`` posterior mean kernel.
+      var: posterior variance kernel, the shape of ``theta``.
+      strides, padding, impl: as for :func:`conv2d`.
+
+    Returns:
+      ``(conv(x, theta), conv(x * x, var))``, the same numbers whichever ``impl``.
+    """
+    impl = _resolve(impl)
+    if impl == "xla" or tuple(strides) != (1, 1):
+        return _xla_conv(x, theta, strides, padding), _xla_conv(x * x, var, strides, padding)
+    return _lrt_conv_valid(_pad_for_valid(x, padding, theta.shape), theta, var)
+
+
 def conv2d(x: Array, w: Array, *, strides: Sequence[int] = (1, 1), padding: Padding = "VALID",
            impl: str = "auto") -> Array:
     """NHWC input, HWIO kernel convolution; see the module docstring for ``impl``.
@@ -119,16 +219,10 @@ def conv2d(x: Array, w: Array, *, strides: Sequence[int] = (1, 1), padding: Padd
     Returns:
       ``(n, h_out, w_out, c_out)``, the same numbers whichever ``impl``.
     """
-    if impl not in IMPLS:
-        raise ValueError(f"unknown convolution impl {impl!r}; choose one of {IMPLS}")
-    if impl == "auto":
-        impl = "gemm" if jax.default_backend() == "cpu" else "xla"
+    impl = _resolve(impl)
     if impl == "xla" or tuple(strides) != (1, 1):
         return _xla_conv(x, w, strides, padding)
-    (a, b), (c, d) = _explicit_padding(padding, w.shape)
-    if a or b or c or d:
-        x = jnp.pad(x, ((0, 0), (a, b), (c, d), (0, 0)))
-    return _conv_valid(x, w)
+    return _conv_valid(_pad_for_valid(x, padding, w.shape), w)
 
 
 class Conv(nn.Module):

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnopt_jax.models.conv import Conv, conv2d
+from nnopt_jax.models.conv import Conv, conv2d, lrt_conv2d
 
 
 def _numpy_conv(x, w, pad):
@@ -49,6 +49,53 @@ def test_values_and_gradients_match_xla_and_numpy_in_float64(x_shape, w_shape, p
         h = 1e-6
         fd = (loss("gemm")(x + h * v, w) - loss("gemm")(x - h * v, w)) / (2 * h)
         assert float(jnp.vdot(dx, v)) == pytest.approx(float(fd), rel=1e-6)
+
+
+@pytest.mark.accelerator
+@pytest.mark.parametrize("x_shape,w_shape,padding,explicit", CASES)
+def test_lrt_pair_values_and_gradients_match_numpy_and_xla_in_float64(x_shape, w_shape, padding,
+                                                                      explicit):
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=x_shape))
+        theta = jnp.asarray(rng.normal(size=w_shape))
+        var = jnp.asarray(rng.uniform(0.1, 1.0, size=w_shape))
+        mean, s2 = lrt_conv2d(x, theta, var, padding=padding, impl="gemm")
+        xn = np.asarray(x)
+        np.testing.assert_allclose(mean, _numpy_conv(xn, np.asarray(theta), explicit), rtol=1e-12,
+                                   atol=1e-12)
+        np.testing.assert_allclose(s2, _numpy_conv(xn * xn, np.asarray(var), explicit), rtol=1e-12,
+                                   atol=1e-12)
+        r1, r2 = (jnp.asarray(rng.normal(size=mean.shape)) for _ in range(2))
+
+        def loss(impl):
+            def f(x, theta, var):
+                m, s = lrt_conv2d(x, theta, var, padding=padding, impl=impl)
+                return jnp.sum(jnp.tanh(m) * r1) + jnp.sum(jnp.sqrt(s + 1.0) * r2)
+            return f
+
+        ours = jax.jit(jax.grad(loss("gemm"), (0, 1, 2)))(x, theta, var)
+        for g, g_ref in zip(ours, jax.grad(loss("xla"), (0, 1, 2))(x, theta, var)):
+            np.testing.assert_allclose(g, g_ref, rtol=1e-11, atol=1e-12)
+        # and an independent central difference along a random direction of each argument
+        args, h = (x, theta, var), 1e-6
+        for k, g in enumerate(ours):
+            v = jnp.asarray(rng.normal(size=args[k].shape))
+            plus = [a + h * v if i == k else a for i, a in enumerate(args)]
+            minus = [a - h * v if i == k else a for i, a in enumerate(args)]
+            fd = (loss("gemm")(*plus) - loss("gemm")(*minus)) / (2 * h)
+            assert float(jnp.vdot(g, v)) == pytest.approx(float(fd), rel=1e-6)
+
+
+def test_lrt_pair_strided_uses_xla():
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.normal(size=(1, 9, 9, 2)), jnp.float32)
+    theta = jnp.asarray(rng.normal(size=(3, 3, 2, 4)), jnp.float32)
+    for ours, ref in zip(lrt_conv2d(x, theta, theta * theta, strides=(2, 2), impl="gemm"),
+                         lrt_conv2d(x, theta, theta * theta, strides=(2, 2), impl="xla")):
+        np.testing.assert_allclose(ours, ref)
+    with pytest.raises(ValueError, match="unknown convolution impl"):
+        lrt_conv2d(x, theta, theta, impl="im2col")
 
 
 def test_gemm_gradient_under_jit_in_float32():
