@@ -33,6 +33,8 @@ Usage:
   .venv/bin/python benchmarks/lenet5_vs_torch.py --steps 30 --out runs/bench/lenet5_vs_torch
   .venv/bin/python benchmarks/lenet5_vs_torch.py --models svd --modes one_core   # a subset
   .venv/bin/python benchmarks/lenet5_vs_torch.py --malloc both   # with and without retained memory
+  git worktree add /tmp/before <commit>
+  .venv/bin/python benchmarks/lenet5_vs_torch.py --repeat 3 --compare-with /tmp/before   # before/after
 """
 
 from __future__ import annotations
@@ -213,9 +215,12 @@ MODES = {
 
 
 def _worker(args) -> None:
-    from nnopt_jax.host_memory import retain_freed_memory
-
-    retain_freed_memory()  # unless NNOPT_MALLOC=default; before JAX or PyTorch start threads
+    try:
+        from nnopt_jax.host_memory import retain_freed_memory
+    except ImportError:  # a --compare-with checkout from before it existed
+        pass
+    else:
+        retain_freed_memory()  # unless NNOPT_MALLOC=default; before JAX or PyTorch start threads
     if args.framework == "jax":
         t, faults = jax_step_time(args.model, args.steps, args.chunk, args.devices)
     else:
@@ -224,9 +229,11 @@ def _worker(args) -> None:
 
 
 def _run_worker(model: str, framework: str, threads: int, devices: int, cores: str,
-                steps: int, chunk: int, malloc: str) -> dict:
+                steps: int, chunk: int, malloc: str, library: str | None = None) -> dict:
     ncpu = os.cpu_count() or 1
     env = dict(os.environ, NNOPT_MALLOC=malloc)
+    if library:
+        env["PYTHONPATH"] = os.pathsep.join([library, *filter(None, [env.get("PYTHONPATH")])])
     flags = env.get("XLA_FLAGS", "")
     threads = threads or ncpu
     devices = devices or ncpu
@@ -267,6 +274,14 @@ def main(argv=None):
     ap.add_argument("--chunk", type=int, default=1, help="JAX steps per compiled chunk (the configs use 1)")
     ap.add_argument("--malloc", choices=("retain", "default", "both"), default="retain",
                     help="glibc malloc: retained freed memory (as nnopt runs), its default, or both")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds over all configurations, interleaved; rows report the median")
+    ap.add_argument("--compare-with", metavar="DIR",
+                    help="also time the JAX rows with the nnopt_jax package found in DIR (e.g. a "
+                         "git worktree of an earlier commit), with glibc's default malloc where "
+                         "that package has no nnopt_jax.host_memory")
+    ap.add_argument("--compare-label", default="earlier checkout",
+                    help="how the --compare-with rows are labelled")
     ap.add_argument("--out", default="runs/bench/lenet5_vs_torch")
     ap.add_argument("--worker", choices=("jax", "torch"), help=argparse.SUPPRESS)
     ap.add_argument("--model", choices=MODELS, help=argparse.SUPPRESS)
@@ -277,30 +292,49 @@ def main(argv=None):
         args.framework = args.worker
         return _worker(args)
 
-    rows = []
+    configs = []  # (model, mode, malloc, label, framework, kw, cores, library)
     mallocs = ("default", "retain") if args.malloc == "both" else (args.malloc,)
     for model in args.models.split(","):
         for mode in args.modes.split(","):
             for malloc in mallocs:
-                torch_time = None
                 for label, framework, kw, cores in sorted(MODES[mode], key=lambda m: m[1] != "torch"):
-                    r = _run_worker(model, framework, kw.get("threads", 1), kw.get("devices", 1),
-                                    cores, args.steps, args.chunk, malloc)
-                    t = r["s_per_step"]
-                    if framework == "torch":
-                        torch_time = t
-                    rows.append(dict(model=model, mode=mode, malloc=malloc, implementation=label,
-                                     s_per_step=t, faults_per_step=r["faults_per_step"],
-                                     ratio_to_torch=None if framework == "torch" else t / torch_time))
-                    print(f"{model:6s} {mode:14s} {malloc:8s} {label:28s} {1e3 * t:7.1f} ms/step "
-                          f"{r['faults_per_step']:8.0f} faults/step", flush=True)
+                    configs.append((model, mode, malloc, label, framework, kw, cores, None))
+                    if framework == "jax" and args.compare_with:
+                        configs.append((model, mode, malloc, f"{label}, {args.compare_label}",
+                                        framework, kw, cores, args.compare_with))
+    samples = {c[:4]: [] for c in configs}
+    groups = {}  # the rows compared with each other: one (model, mode, malloc)
+    for c in configs:
+        groups.setdefault(c[:3], []).append(c)
+    for round_ in range(args.repeat):
+        # Interleaved, so slow drifts of the machine hit every row alike, and each
+        # group's order rotated per round, so no row always runs first or last.
+        order = [g[(i + round_) % len(g)] for g in groups.values() for i in range(len(g))]
+        for model, mode, malloc, label, framework, kw, cores, library in order:
+            r = _run_worker(model, framework, kw.get("threads", 1), kw.get("devices", 1), cores,
+                            args.steps, args.chunk, malloc, library)
+            samples[model, mode, malloc, label].append(r)
+            print(f"[{round_ + 1}/{args.repeat}] {model:6s} {mode:14s} {malloc:8s} {label:36s} "
+                  f"{1e3 * r['s_per_step']:7.1f} ms/step {r['faults_per_step']:8.0f} faults/step",
+                  flush=True)
+    rows, torch_time = [], {}
+    for (model, mode, malloc, label), runs in samples.items():
+        t = float(np.median([r["s_per_step"] for r in runs]))
+        if label.startswith("PyTorch"):
+            torch_time[model, mode, malloc] = t
+        rows.append(dict(model=model, mode=mode, malloc=malloc, implementation=label, s_per_step=t,
+                         s_per_step_runs=[r["s_per_step"] for r in runs],
+                         faults_per_step=float(np.median([r["faults_per_step"] for r in runs])),
+                         ratio_to_torch=None if label.startswith("PyTorch")
+                         else t / torch_time[model, mode, malloc]))
     import jax
     import torch
 
     meta = {"date": time.strftime("%Y-%m-%d"), "jax_version": jax.__version__,
             "torch_version": torch.__version__, "cpu_count": os.cpu_count(),
             "machine": platform.processor() or platform.machine(),
-            "load_avg_1min": os.getloadavg()[0], "steps_timed": args.steps, "chunk": args.chunk}
+            "load_avg_1min": os.getloadavg()[0], "steps_timed": args.steps, "chunk": args.chunk,
+            "repeat": args.repeat, "compare_with": args.compare_with}
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
