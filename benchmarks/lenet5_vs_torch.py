@@ -40,6 +40,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import pathlib
@@ -328,10 +329,9 @@ def main(argv=None):
                          ratio_to_torch=None if label.startswith("PyTorch")
                          else t / torch_time[model, mode, malloc]))
     import jax
-    import torch
 
     meta = {"date": time.strftime("%Y-%m-%d"), "jax_version": jax.__version__,
-            "torch_version": torch.__version__, "cpu_count": os.cpu_count(),
+            "torch_version": _installed_version("torch"), "cpu_count": os.cpu_count(),
             "machine": platform.processor() or platform.machine(),
             "load_avg_1min": os.getloadavg()[0], "steps_timed": args.steps, "chunk": args.chunk,
             "repeat": args.repeat, "compare_with": args.compare_with}
@@ -343,6 +343,14 @@ def main(argv=None):
     (out / "results.md").write_text(md)
     print(md)
     return rows
+
+
+def _installed_version(package):
+    """The installed version of ``package``, or ``None``, without importing it."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 if __name__ == "__main__":
