@@ -109,11 +109,11 @@ class TabularProblem:
         return self._mean_error[self._key(x)]
 
 
-def _run_nnopt(method, problem, n_evals, seed):
+def _run_nnopt(method, problem, n_evals, seed, bo_kwargs=None):
     from nnopt_jax import hpo
 
     space = problem.space()
-    opt = (hpo.BayesianOptimizer(space, seed=seed) if method == "nnopt_bo"
+    opt = (hpo.BayesianOptimizer(space, seed=seed, **(bo_kwargs or {})) if method == "nnopt_bo"
            else hpo.RandomSearch(space, seed=seed))
     xs = []
     for _ in range(n_evals):
@@ -202,12 +202,16 @@ def regret_curve(problem: TabularProblem, xs: list[dict], ys: list[float]) -> li
     return regret
 
 
-def run_cell(method: str, problem: TabularProblem, seed: int, n_evals: int) -> dict:
-    """One (method, problem, seed) run: regret curve and optimiser seconds."""
+def run_cell(method: str, problem: TabularProblem, seed: int, n_evals: int,
+             bo_kwargs: dict | None = None) -> dict:
+    """One (method, problem, seed) run: regret curve and optimiser seconds.
+
+    ``bo_kwargs`` are further ``BayesianOptimizer`` arguments (ablations).
+    """
     problem.reseed(seed)
     t = time.perf_counter()
     if method in ("nnopt_bo", "random"):
-        xs, ys = _run_nnopt(method, problem, n_evals, seed)
+        xs, ys = _run_nnopt(method, problem, n_evals, seed, bo_kwargs)
     elif method in ("optuna_tpe", "optuna_gp"):
         xs, ys = _run_optuna(method, problem, n_evals, seed)
     elif method == "smac":
@@ -345,6 +349,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=100)
     parser.add_argument("--n-evals", type=int, default=100)
+    parser.add_argument("--nnopt-kwargs", default="{}",
+                        help='JSON of BayesianOptimizer arguments for ablations, e.g. '
+                             '\'{"exhaustive_limit": 0}\'')
     parser.add_argument("--quick", action="store_true",
                         help="2 seeds, 20 evaluations, hpobench/car and nb201/cifar10")
     args = parser.parse_args(argv)
@@ -368,7 +375,7 @@ def main(argv=None) -> int:
             for method in methods:
                 if (method, prob, seed) in done:
                     continue
-                cell = run_cell(method, load(prob), seed, n_evals)
+                cell = run_cell(method, load(prob), seed, n_evals, json.loads(args.nnopt_kwargs))
                 cells.append(cell)
                 print(f"{method:>10} {prob:>26} seed {seed}: regret {cell['final_regret']:.4f}, "
                       f"{cell['wall_s']:.1f} s", flush=True)

@@ -8,6 +8,10 @@ point met) on the relaxed acquisition; refined points are
 snapped again and rescored. Snapping after relaxation is how integer and
 one-hot categorical dimensions are handled (cf. Garrido-Merchan &
 Hernandez-Lobato 2020, who round inside the kernel instead).
+
+A finite space small enough to enumerate (only integers and categoricals,
+``SearchSpace.grid_features``) needs neither: :func:`maximize_exhaustive`
+scores every configuration and returns the exact arg-max.
 """
 
 from __future__ import annotations
@@ -74,6 +78,38 @@ def maximize(score: Callable[[jax.Array], jax.Array], candidates: jax.Array, *,
     scores = jnp.concatenate([refined_values, values[top[:n_return]]])
     order = jnp.argsort(-scores)
     return points[order], scores[order]
+
+
+def maximize_exhaustive(score: Callable[[jax.Array], jax.Array], grid: jax.Array,
+                        allowed: jax.Array, *, n_return: int = 16,
+                        chunk: int = 2048) -> tuple[jax.Array, jax.Array]:
+    """Exact maximisation of ``score`` over a finite set of encodings.
+
+    Scores every row of ``grid`` (``lax.map`` over chunks of ``chunk`` rows,
+    each chunk one vectorised batch, so memory stays ``O(chunk)`` and shapes
+    static) and returns the ``n_return`` best allowed rows:
+    ``argmax_{x in grid, allowed(x)} score(x)`` and its runners-up.
+
+    Args:
+        score: ``x (D,) -> scalar`` to maximise (jax-traceable).
+        grid: ``(M, D)`` encodings, e.g. ``SearchSpace.grid_features()``.
+        allowed: ``(M,)`` booleans; a row that is not allowed (already
+            evaluated) scores ``-inf``.
+        n_return: number of rows returned (at most ``M``).
+        chunk: rows scored per batch.
+
+    Returns:
+        ``(points, scores)``: ``(n_return, D)`` rows sorted by decreasing
+        score (``-inf`` for disallowed or non-finite ones).
+    """
+    m, d = grid.shape
+    chunk = min(chunk, m)
+    n_chunks = -(-m // chunk)
+    padded = jnp.pad(grid, ((0, n_chunks * chunk - m), (0, 0)))
+    values = jax.lax.map(jax.vmap(score), padded.reshape(n_chunks, chunk, d)).reshape(-1)[:m]
+    values = jnp.where(allowed & jnp.isfinite(values), values, -jnp.inf)
+    scores, top = jax.lax.top_k(values, min(n_return, m))
+    return grid[top], scores
 
 
 def sobol(n: int, dim: int, *, seed) -> np.ndarray:

@@ -175,6 +175,11 @@ Dimension = Real | Int | Categorical
 INACTIVE_FEATURE = 0.5
 """The feature (and unit) value of an inactive real or integer dimension."""
 
+GRID_LIMIT = 2**15
+"""The largest finite space :meth:`SearchSpace.grid_features` enumerates by default
+(32 768 configurations; NAS-Bench-201's 15 625 cells and HPOBench-MLP's
+30 000 grid points fit)."""
+
 
 def _condition(condition: Any) -> tuple[str, tuple] | None:
     """``condition`` as ``(parent, values)``; ``values`` may be a set, list, tuple or one value."""
@@ -422,6 +427,66 @@ class SearchSpace:
                 blocks[n] = (x, active)
             cols.append(x)
         return jnp.concatenate(cols, axis=-1)
+
+    def feature_groups(self) -> tuple[int, ...]:
+        """The parameter of every feature column: ``(0, 0, 0, 1, 2, 2)`` for a
+        three-choice categorical, a number and a two-choice categorical."""
+        return tuple(i for i, (_, _, width) in enumerate(self.layout) for _ in range(width))
+
+    def n_configurations(self) -> int | None:
+        """The size of the product of the dimensions' values, or ``None`` with a :class:`Real`.
+
+        Without conditions this is the number of configurations; with them it
+        is an upper bound (an inactive dimension takes no value).
+        """
+        if any(isinstance(d, Real) for d in self.dims.values()):
+            return None
+        return math.prod(len(d.choices) if isinstance(d, Categorical) else d.high - d.low + 1
+                         for d in self.dims.values())
+
+    def grid_features(self, max_size: int = GRID_LIMIT) -> np.ndarray | None:
+        """The features of every configuration of a finite space, each once.
+
+        A space is finite when every dimension is an :class:`Int` or a
+        :class:`Categorical`. Its configurations are the Cartesian product of the
+        dimensions' values (first dimension slowest, as ``itertools.product``)
+        encoded as :meth:`to_features` does; under conditions, an inactive
+        dimension takes the neutral encoding and the repeats this makes are
+        dropped (the first kept). Pure NumPy, no Python loop over configurations.
+
+        Args:
+            max_size: the largest product of the dimensions' sizes enumerated.
+
+        Returns:
+            ``(M, n_features)`` features, or ``None`` when a dimension is a
+            :class:`Real` or the product exceeds ``max_size``.
+        """
+        size = self.n_configurations()
+        if size is None or size > max_size:
+            return None
+        sizes = [len(d.choices) if isinstance(d, Categorical) else d.high - d.low + 1
+                 for d in self.dims.values()]
+        index = np.indices(sizes).reshape(len(sizes), -1)  # (n_dims, M): value index per dim
+        blocks, active = [], {}
+        for (kind, _, width), (n, d), i in zip(self.layout, self.dims.items(), index):
+            if kind == "cat":
+                table = np.eye(width)
+            else:
+                table = np.array([[_int_feature(d, v)] for v in range(d.low, d.high + 1)])
+            on = np.ones(i.shape, bool)
+            if n in self.conditions:
+                parent, values = self.conditions[n]
+                pi = self.dims[parent].choices
+                allowed = [k for k, c in enumerate(pi) if any(_same_choice(c, v) for v in values)]
+                on = active[parent][0] & np.isin(active[parent][1], allowed)
+            active[n] = (on, i)
+            neutral = 0.0 if kind == "cat" else INACTIVE_FEATURE
+            blocks.append(np.where(on[:, None], table[i], neutral))
+        features = np.concatenate(blocks, axis=1)
+        if self.conditions:
+            _, first = np.unique(features, axis=0, return_index=True)
+            features = features[np.sort(first)]
+        return features
 
     def unit_to_features(self, u: np.ndarray) -> np.ndarray:
         """Vectorised ``to_features(from_unit(u))`` for a batch of unit points."""

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nnopt_jax import hpo
-from nnopt_jax.hpo.acq_opt import maximize, sobol
+from nnopt_jax.hpo.acq_opt import maximize, maximize_exhaustive, sobol
 
 
 def test_maximizer_finds_known_maximum():
@@ -30,3 +30,49 @@ def test_maximizer_respects_bounds_and_snaps():
                       learning_rate=0.05)
     best = space.from_features(np.asarray(pts[0]))
     assert best["n"] == 3 and best["c"] == "b" and best["x"] == 1.0
+
+
+def test_exhaustive_maximizer_equals_brute_force_argmax():
+    space = hpo.SearchSpace({"n": hpo.Int(0, 9), "m": hpo.Int(1, 30, log=True),
+                             "c": hpo.Categorical(["a", "b", "c", "d"])})
+    grid = space.grid_features()
+    rng = np.random.default_rng(0)
+    w, centre = rng.standard_normal(grid.shape[1]), rng.random(grid.shape[1])
+    score = lambda x: jnp.sin(3.0 * x @ w) - jnp.sum((x - centre) ** 2)
+    allowed = rng.random(len(grid)) > 0.3
+    with jax.enable_x64(True):
+        pts, vals = jax.jit(lambda g, a: maximize_exhaustive(score, g, a, n_return=5,
+                                                             chunk=128))(grid, allowed)
+    ref = np.sin(3.0 * grid @ w) - np.sum((grid - centre) ** 2, axis=1)
+    ref = np.where(allowed, ref, -np.inf)
+    order = np.argsort(-ref)[:5]
+    np.testing.assert_array_equal(np.asarray(pts), grid[order])
+    np.testing.assert_allclose(np.asarray(vals), ref[order], rtol=1e-12)
+    assert np.all(np.isfinite(np.asarray(vals)))
+    # with nothing allowed every score is -inf
+    _, none = maximize_exhaustive(score, jnp.asarray(grid), jnp.zeros(len(grid), bool))
+    assert np.all(np.isneginf(np.asarray(none)))
+
+
+def test_bo_on_a_finite_space_scores_every_unseen_configuration(monkeypatch):
+    space = hpo.SearchSpace({"n": hpo.Int(0, 5), "c": hpo.Categorical(["a", "b", "c", "d"])})
+    opt = hpo.BayesianOptimizer(space, seed=0, n_initial=4, fit_steps=5,
+                                exhaustive_limit=2**15)
+    f = lambda p: (p["n"] - 3.2) ** 2 + "abcd".index(p["c"])
+    for _ in range(4):
+        p = opt.ask()
+        opt.tell(p, f(p))
+
+    def no_fallback(*args):
+        raise AssertionError("the exhaustive path left no unseen configuration")
+
+    monkeypatch.setattr(opt, "_random_unseen", no_fallback)
+    asked = [tuple(t.params.values()) for t in opt.trials]
+    for _ in range(24 - 4):  # every remaining configuration, without repeats
+        p = opt.ask()
+        opt.tell(p, f(p))
+        asked.append(tuple(p.values()))
+    assert opt._grid is not None and len(opt._grid) == 24
+    assert sorted(asked) == sorted((n, c) for n in range(6) for c in "abcd")
+    with pytest.raises(ValueError, match="exhaustive_limit"):
+        hpo.BayesianOptimizer(space, exhaustive_limit=-1)

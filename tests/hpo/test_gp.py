@@ -135,3 +135,37 @@ def test_screening_keeps_the_starts_with_the_lowest_posterior_loss():
 def test_padded_size_schedule():
     assert [gp.padded_size(n) for n in (1, 16, 17, 33, 64, 65, 500)] == [64, 64, 64, 64, 64, 128, 512]
     assert [gp.padded_size(n, minimum=16) for n in (1, 17, 33)] == [16, 32, 64]
+
+
+def test_grouped_lengthscales_give_a_hamming_distance_per_categorical():
+    """Columns 0-2 one-hot (one lengthscale), column 3 numeric: numpy float64 reference."""
+    groups = (0, 0, 0, 1)
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(3)
+        X = np.concatenate([np.eye(3)[rng.integers(3, size=9)], rng.random((9, 1))], axis=1)
+        y = rng.standard_normal(9)
+        p = gp.GPParams(jnp.asarray([-0.4, 0.7]), jnp.asarray(0.3), jnp.asarray(-3.0),
+                        jnp.asarray(0.1))
+        ls = np.exp(np.asarray(p.log_ls))[list(groups)]
+        amp = float(np.exp(p.log_amp))
+        K = np.asarray(gp.kernel_matrix(p, jnp.asarray(X), jnp.asarray(X), groups=groups))
+        np.testing.assert_allclose(K, _matern52_np(X, X, ls, amp), rtol=1e-10, atol=1e-12)
+        # two rows differing only in their choice are sqrt(2) / l apart
+        same_num = X.copy()
+        same_num[:, 3] = 0.5
+        d2 = np.sum((same_num[0] - same_num[1]) ** 2 / ls**2)
+        assert np.isclose(d2, 0.0) or np.isclose(d2, 2.0 / ls[0] ** 2)
+        m = np.ones(9)
+        ll = gp.log_marginal_likelihood(p, jnp.asarray(X), jnp.asarray(y), jnp.asarray(m),
+                                        groups=groups)
+        noise = 1e-6 + float(np.exp(p.log_noise))
+        ref = stats.multivariate_normal(np.full(9, float(p.mean)),
+                                        _matern52_np(X, X, ls, amp) + noise * np.eye(9)).logpdf(y)
+        np.testing.assert_allclose(ll, ref, rtol=1e-9)
+        ll_tiny = gp.log_marginal_likelihood_tinygp(p, jnp.asarray(X), jnp.asarray(y),
+                                                   jnp.asarray(m), groups=groups)
+        np.testing.assert_allclose(ll_tiny, ref, rtol=1e-9)
+        init, _ = gp.prior_mean_std(2)
+        fitted = gp.fit(jnp.asarray(X), jnp.asarray(y), jnp.asarray(m), init,
+                        key=jax.random.key(0), n_restarts=1, n_steps=5, groups=groups)
+        assert fitted.log_ls.shape == (2,)

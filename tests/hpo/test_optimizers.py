@@ -101,3 +101,21 @@ def test_invalid_arguments():
         hpo.RandomSearch(SPACE).ask(0)
     with pytest.raises(ValueError, match="unknown method"):
         hpo.minimize(objective, SPACE, 3, method="tpe")
+
+
+@pytest.mark.parametrize("shared, n_lengthscales", [(True, 2), (False, 4)])
+def test_bo_fits_one_lengthscale_per_categorical_unless_asked_per_column(
+        shared, n_lengthscales, tmp_path):
+    space = hpo.SearchSpace({"x": hpo.Real(0.0, 1.0), "op": hpo.Categorical(["a", "b", "c"])})
+    journal = tmp_path / "study.jsonl"
+    opt = hpo.BayesianOptimizer(space, n_initial=4, seed=0, journal=journal, **FAST,
+                                shared_categorical_lengthscales=shared)
+    for _ in range(6):
+        p = opt.ask()
+        opt.tell(p, (p["x"] - 0.3) ** 2 + (p["op"] == "b"))
+    opt.ask()  # a model suggestion: fits the GP
+    state = opt._state()
+    assert np.shape(state["gp"]["log_ls"]) == (n_lengthscales,)
+    resumed = hpo.BayesianOptimizer.resume(journal)
+    assert resumed.shared_categorical_lengthscales is shared
+    assert np.shape(resumed._state()["gp"]["log_ls"]) == (n_lengthscales,)  # warm start kept

@@ -176,3 +176,52 @@ def test_conditional_validate_names_missing_and_nested_conditions():
         space.validate({"a": "x", "c": 2})
     samples = space.sample(200, rng=np.random.default_rng(0))
     assert {tuple(sorted(p)) for p in samples} == {("a",), ("a", "b"), ("a", "b", "c")}
+
+
+# -- enumeration of finite spaces ----------------------------------------------------------
+def _brute_force_features(space):
+    """Every configuration's features by Python enumeration and ``to_features``, deduplicated."""
+    import itertools
+
+    values = [d.choices if isinstance(d, hpo.Categorical) else range(d.low, d.high + 1)
+              for d in space.dims.values()]
+    rows = {}
+    for combo in itertools.product(*values):
+        p = {}
+        for n, v in zip(space.names, combo):
+            p[n] = v
+        p = {n: p[n] for n in space.active_names(p)}
+        rows.setdefault(tuple(space.to_features(p)), None)
+    return np.array(list(rows))
+
+
+def test_grid_features_enumerates_every_configuration_once():
+    space = hpo.SearchSpace({"n": hpo.Int(1, 4), "w": hpo.Int(8, 64, log=True),
+                             "c": hpo.Categorical(["a", "b", "c"])})
+    grid = space.grid_features()
+    assert space.n_configurations() == 4 * 57 * 3 == len(grid)
+    np.testing.assert_array_equal(grid, _brute_force_features(space))  # same rows, same order
+    assert len(np.unique(grid, axis=0)) == len(grid)
+    # every sampled configuration is a row, and every row decodes to a configuration
+    rows = {tuple(r) for r in grid}
+    for p in space.sample(50, rng=np.random.default_rng(0)):
+        assert tuple(space.to_features(p)) in rows
+    for r in grid[::37]:
+        np.testing.assert_array_equal(space.to_features(space.from_features(r)), r)
+    assert space.grid_features(max_size=len(grid) - 1) is None
+    assert _space().grid_features() is None and _space().n_configurations() is None  # a Real
+
+
+def test_grid_features_under_conditions():
+    space = hpo.SearchSpace({
+        "method": hpo.Categorical(["dense", "svd", "vnq"]),
+        "rank": hpo.Int(1, 3, condition=("method", {"svd", "vnq"})),
+        "bits": hpo.Categorical([2, 3], condition=("method", "vnq")),
+        "depth": hpo.Int(2, 3),
+    })
+    grid = space.grid_features()
+    # dense: 2 depths; svd: 3 ranks x 2 depths; vnq: 3 ranks x 2 bits x 2 depths
+    assert len(grid) == 2 + 6 + 12 < space.n_configurations() == 36
+    expected = _brute_force_features(space)
+    assert {tuple(r) for r in grid} == {tuple(r) for r in expected}
+    assert len(np.unique(grid, axis=0)) == len(grid)
