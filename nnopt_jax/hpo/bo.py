@@ -60,8 +60,8 @@ def _fit(X, y, mask, init, seed, step, *, cfg: _Static):
                   groups=cfg.groups)
 
 
-@functools.partial(jax_cache.ExportedJit, static_argnames=("space", "cfg"))
-def _propose(params, X, y, mask, best, candidates, *, space: SearchSpace, cfg: _Static):
+def _acquisition_score(params, X, y, mask, best, cfg: _Static):
+    """The acquisition of one feature vector under the GP posterior of (X, y)."""
     post = gp.posterior(params, X, y, mask, kernel=cfg.kernel, min_noise=cfg.min_noise,
                         groups=cfg.groups)
     acq = get_acquisition(cfg.acquisition, xi=cfg.xi, beta=cfg.beta)
@@ -70,6 +70,12 @@ def _propose(params, X, y, mask, best, candidates, *, space: SearchSpace, cfg: _
         mean, var = gp.predict(post, x, kernel=cfg.kernel, groups=cfg.groups)
         return acq(mean, jnp.sqrt(var), best)
 
+    return score
+
+
+@functools.partial(jax_cache.ExportedJit, static_argnames=("space", "cfg"))
+def _propose(params, X, y, mask, best, candidates, *, space: SearchSpace, cfg: _Static):
+    score = _acquisition_score(params, X, y, mask, best, cfg)
     return maximize(score, candidates, snap=space.snap_features, n_refine=cfg.n_refine,
                     n_steps=cfg.refine_steps, learning_rate=cfg.learning_rate,
                     n_return=cfg.n_return)
@@ -77,14 +83,7 @@ def _propose(params, X, y, mask, best, candidates, *, space: SearchSpace, cfg: _
 
 @functools.partial(jax_cache.ExportedJit, static_argnames=("cfg",))
 def _propose_grid(params, X, y, mask, best, grid, allowed, *, cfg: _Static):
-    post = gp.posterior(params, X, y, mask, kernel=cfg.kernel, min_noise=cfg.min_noise,
-                        groups=cfg.groups)
-    acq = get_acquisition(cfg.acquisition, xi=cfg.xi, beta=cfg.beta)
-
-    def score(x):
-        mean, var = gp.predict(post, x, kernel=cfg.kernel, groups=cfg.groups)
-        return acq(mean, jnp.sqrt(var), best)
-
+    score = _acquisition_score(params, X, y, mask, best, cfg)
     return maximize_exhaustive(score, grid, allowed, n_return=cfg.n_return)
 
 
