@@ -21,11 +21,11 @@ def _load(path: pathlib.Path, name: str):
 def test_optuna_sampler_example_finds_the_minimum_region(tmp_path):
     pytest.importorskip("optuna")
     example = _load(ROOT / "examples" / "optuna_sampler.py", "example_optuna_sampler")
-    study = example.main(["--n-trials", "16", "--storage", str(tmp_path / "study.log")])
-    assert len(study.trials) == 16
-    assert study.best_value < 0.1  # (seed 0: the 10 startup trials reach 0.13; the minimum is 0.05)
+    study = example.main(["--n-trials", "24", "--storage", str(tmp_path / "study.log")])
+    assert len(study.trials) == 24
+    assert study.best_value < 0.06  # (seed 0: the 10 startup trials reach 0.139; the minimum is 0.05)
     again = example.main(["--n-trials", "2", "--storage", str(tmp_path / "study.log")])
-    assert len(again.trials) == 18  # the journal file resumes the same study
+    assert len(again.trials) == 26  # the journal file resumes the same study
 
 
 def test_optunahub_package_layout_and_front_matter():

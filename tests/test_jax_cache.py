@@ -58,11 +58,14 @@ def test_default_dir_is_under_the_home_cache(monkeypatch, tmp_path):
 
 def test_a_second_process_loads_the_programs_the_first_compiled(tmp_path):
     cache = tmp_path / "cache"
-    first = _run_study({jax_cache.ENV: str(cache)})
+    # every program stored, however fast it compiled (on a loaded host a program
+    # near the 0.1 s threshold may be stored by one process and not another)
+    env = {jax_cache.ENV: str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    first = _run_study(env)
     assert first["dir"] == str(cache)
-    assert first["misses"] >= 2 and first["hits"] == 0  # the GP fit and the proposal
+    assert first["misses"] >= 2  # the GP fit and the proposal, at least
     assert len(list(cache.iterdir())) >= 2
-    second = _run_study({jax_cache.ENV: str(cache)})
+    second = _run_study(env)
     assert second["hits"] >= first["misses"], (first, second)
     assert second["misses"] == 0
 
