@@ -355,6 +355,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="2 seeds, 20 evaluations, hpobench/car and nb201/cifar10")
     args = parser.parse_args(argv)
+    bo_kwargs = json.loads(args.nnopt_kwargs)
     problems, seeds, n_evals = args.problems.split(","), args.seeds, args.n_evals
     if args.quick:
         problems, seeds, n_evals = ["hpobench/car", "nb201/cifar10"], 2, 20
@@ -375,7 +376,7 @@ def main(argv=None) -> int:
             for method in methods:
                 if (method, prob, seed) in done:
                     continue
-                cell = run_cell(method, load(prob), seed, n_evals, json.loads(args.nnopt_kwargs))
+                cell = run_cell(method, load(prob), seed, n_evals, bo_kwargs)
                 cells.append(cell)
                 print(f"{method:>10} {prob:>26} seed {seed}: regret {cell['final_regret']:.4f}, "
                       f"{cell['wall_s']:.1f} s", flush=True)

@@ -187,13 +187,19 @@ class BayesianOptimizer(Optimizer):
                 or exhaustive_limit < 0:
             raise ValueError(f"exhaustive_limit must be an integer >= 0, got {exhaustive_limit!r}")
         self.exhaustive_limit = int(exhaustive_limit)
-        self._grid: np.ndarray | None = None  # every configuration's features, when enumerated
-        self._grid_built = False
-        self._grid_index: dict[tuple, int] = {}
+        # every configuration's features, when enumerated, and each row's index by key
+        self._grid = space.grid_features(self.exhaustive_limit) if self.exhaustive_limit else None
+        self._grid_index = {} if self._grid is None else {
+            k: i for i, k in enumerate(self._keys(self._grid))}
 
     # -- bookkeeping ----------------------------------------------------------
+    @staticmethod
+    def _keys(features: np.ndarray) -> list[tuple]:
+        """Hashable keys of feature rows (rounded, so re-encodings compare equal)."""
+        return list(map(tuple, np.round(np.asarray(features, dtype=float), 9).tolist()))
+
     def _key(self, f: np.ndarray) -> tuple:
-        return tuple(np.round(np.asarray(f, dtype=float), 9))
+        return self._keys(np.asarray(f)[None])[0]
 
     def _on_tell(self, trial: Trial) -> None:
         self._seen.add(self._key(self.space.to_features(trial.params)))
@@ -251,13 +257,6 @@ class BayesianOptimizer(Optimizer):
 
     def _grid_allowed(self, seen: set) -> np.ndarray | None:
         """Which rows of the enumerated space are not in ``seen`` (``None`` without a grid)."""
-        if not self._grid_built:  # enumerate once, on the first model suggestion
-            self._grid_built = True
-            if self.exhaustive_limit > 0:
-                self._grid = self.space.grid_features(self.exhaustive_limit)
-            if self._grid is not None:
-                self._grid_index = {k: i for i, k in enumerate(
-                    map(tuple, np.round(self._grid, 9).tolist()))}
         if self._grid is None:
             return None
         allowed = np.ones(len(self._grid), bool)

@@ -439,10 +439,15 @@ class SearchSpace:
         Without conditions this is the number of configurations; with them it
         is an upper bound (an inactive dimension takes no value).
         """
+        sizes = self._value_counts()
+        return None if sizes is None else math.prod(sizes)
+
+    def _value_counts(self) -> list[int] | None:
+        """How many values each dimension takes, or ``None`` with a :class:`Real`."""
         if any(isinstance(d, Real) for d in self.dims.values()):
             return None
-        return math.prod(len(d.choices) if isinstance(d, Categorical) else d.high - d.low + 1
-                         for d in self.dims.values())
+        return [len(d.choices) if isinstance(d, Categorical) else d.high - d.low + 1
+                for d in self.dims.values()]
 
     def grid_features(self, max_size: int = GRID_LIMIT) -> np.ndarray | None:
         """The features of every configuration of a finite space, each once.
@@ -461,11 +466,9 @@ class SearchSpace:
             ``(M, n_features)`` features, or ``None`` when a dimension is a
             :class:`Real` or the product exceeds ``max_size``.
         """
-        size = self.n_configurations()
-        if size is None or size > max_size:
+        sizes = self._value_counts()
+        if sizes is None or math.prod(sizes) > max_size:
             return None
-        sizes = [len(d.choices) if isinstance(d, Categorical) else d.high - d.low + 1
-                 for d in self.dims.values()]
         index = np.indices(sizes).reshape(len(sizes), -1)  # (n_dims, M): value index per dim
         blocks, active = [], {}
         for (kind, _, width), (n, d), i in zip(self.layout, self.dims.items(), index):
