@@ -70,6 +70,14 @@ def test_a_second_process_loads_the_programs_the_first_compiled(tmp_path):
     assert second["misses"] == 0
 
 
+def test_a_model_suggestion_runs_two_programs_and_no_eager_ones(tmp_path):
+    """The GP fit and the proposal; an eager JAX op on the way (an array built
+    outside jit) would be a program of its own, a cache load in every fresh process."""
+    env = {jax_cache.ENV: str(tmp_path / "cache"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    first = _run_study(env)
+    assert first["hits"] + first["misses"] == 2, first
+
+
 def test_off_writes_nothing(tmp_path):
     result = _run_study({jax_cache.ENV: "off", "XDG_CACHE_HOME": str(tmp_path)})
     assert not result["dir"] and result["hits"] == result["misses"] == 0

@@ -248,9 +248,17 @@ def log_marginal_likelihood_tinygp(params: GPParams, X, y, mask, *,
 
 
 def prior_mean_std(dim: int) -> tuple[GPParams, GPParams]:
-    """Means and standard deviations of the Gaussian priors on ``GPParams``."""
-    mu = GPParams(jnp.zeros((dim,)), jnp.array(0.0), jnp.array(-4.0), jnp.array(0.0))
-    sd = GPParams(jnp.full((dim,), 1.5), jnp.array(1.0), jnp.array(1.0), jnp.array(1.0))
+    """Means and standard deviations of the Gaussian priors on ``GPParams``.
+
+    NumPy float64 arrays, which JAX reads as its default float dtype (float32
+    unless x64 is on), as ``jnp.zeros`` would give: built outside jit, JAX
+    arrays here would each dispatch a compiled program, tens of milliseconds
+    apiece on a process's first suggestion.
+    """
+    vec = lambda v: np.full((dim,), v, dtype=np.float64)
+    one = lambda v: np.asarray(v, dtype=np.float64)
+    mu = GPParams(vec(0.0), one(0.0), one(-4.0), one(0.0))
+    sd = GPParams(vec(1.5), one(1.0), one(1.0), one(1.0))
     return mu, sd
 
 
