@@ -150,11 +150,12 @@ def test_grouped_lengthscales_give_a_hamming_distance_per_categorical():
         amp = float(np.exp(p.log_amp))
         K = np.asarray(gp.kernel_matrix(p, jnp.asarray(X), jnp.asarray(X), groups=groups))
         np.testing.assert_allclose(K, _matern52_np(X, X, ls, amp), rtol=1e-10, atol=1e-12)
-        # two rows differing only in their choice are sqrt(2) / l apart
-        same_num = X.copy()
-        same_num[:, 3] = 0.5
-        d2 = np.sum((same_num[0] - same_num[1]) ** 2 / ls**2)
-        assert np.isclose(d2, 0.0) or np.isclose(d2, 2.0 / ls[0] ** 2)
+        # two rows differing only in their choice are sqrt(2) / l apart: the
+        # Matern-5/2 closed form at that distance
+        two = np.array([[1.0, 0.0, 0.0, 0.5], [0.0, 1.0, 0.0, 0.5]])
+        k01 = float(gp.kernel_matrix(p, jnp.asarray(two), jnp.asarray(two), groups=groups)[0, 1])
+        r = np.sqrt(5.0) * np.sqrt(2.0) / ls[0]
+        np.testing.assert_allclose(k01, amp * (1 + r + r**2 / 3) * np.exp(-r), rtol=1e-12)
         m = np.ones(9)
         ll = gp.log_marginal_likelihood(p, jnp.asarray(X), jnp.asarray(y), jnp.asarray(m),
                                         groups=groups)
