@@ -60,38 +60,40 @@ def _fit(X, y, mask, init, seed, step, *, cfg: _Static):
                   groups=cfg.groups)
 
 
-def _acquisition_score(params, X, y, mask, best, cfg: _Static):
-    """The acquisition of one feature vector under the GP posterior of (X, y)."""
+def _acquisition_scores(params, X, y, mask, best, cfg: _Static):
+    """The acquisition of ``(M, D)`` feature rows under the GP posterior of (X, y)."""
     post = gp.posterior(params, X, y, mask, kernel=cfg.kernel, min_noise=cfg.min_noise,
                         groups=cfg.groups)
     acq = get_acquisition(cfg.acquisition, xi=cfg.xi, beta=cfg.beta)
 
-    def score(x):
-        mean, var = gp.predict(post, x, kernel=cfg.kernel, groups=cfg.groups)
+    def scores(Xq):
+        mean, var = gp.predict_batch(post, Xq, kernel=cfg.kernel, groups=cfg.groups)
         return acq(mean, jnp.sqrt(var), best)
 
-    return score
+    return scores
 
 
 @functools.partial(jax_cache.ExportedJit, static_argnames=("space", "cfg"))
 def _propose(params, X, y, mask, best, candidates, *, space: SearchSpace, cfg: _Static):
-    score = _acquisition_score(params, X, y, mask, best, cfg)
-    return maximize(score, candidates, snap=space.snap_features, n_refine=cfg.n_refine,
-                    n_steps=cfg.refine_steps, learning_rate=cfg.learning_rate,
-                    n_return=cfg.n_return)
+    scores = _acquisition_scores(params, X, y, mask, best, cfg)
+    return maximize(lambda x: scores(x[None])[0], candidates, snap=space.snap_features,
+                    n_refine=cfg.n_refine, n_steps=cfg.refine_steps,
+                    learning_rate=cfg.learning_rate, n_return=cfg.n_return,
+                    batch_score=scores)
 
 
 @functools.partial(jax_cache.ExportedJit, static_argnames=("cfg",))
 def _propose_grid(params, X, y, mask, best, grid, allowed, *, cfg: _Static):
-    score = _acquisition_score(params, X, y, mask, best, cfg)
-    return maximize_exhaustive(score, grid, allowed, n_return=cfg.n_return)
+    scores = _acquisition_scores(params, X, y, mask, best, cfg)
+    return maximize_exhaustive(lambda x: scores(x[None])[0], grid, allowed,
+                               n_return=cfg.n_return, batch_score=scores)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def _predict_mean(params, X, y, mask, Xq, *, cfg: _Static):
     post = gp.posterior(params, X, y, mask, kernel=cfg.kernel, min_noise=cfg.min_noise,
                         groups=cfg.groups)
-    return jax.vmap(lambda x: gp.predict(post, x, kernel=cfg.kernel, groups=cfg.groups)[0])(Xq)
+    return gp.predict_batch(post, Xq, kernel=cfg.kernel, groups=cfg.groups)[0]
 
 
 class BayesianOptimizer(Optimizer):
@@ -183,6 +185,7 @@ class BayesianOptimizer(Optimizer):
         self._hypers: gp.GPParams | None = None
         self._sobol_base: np.ndarray | None = None
         self._seen: set[tuple] = set()
+        self._features: list[np.ndarray] = []  # of every told trial, in order (_on_tell)
         if isinstance(exhaustive_limit, bool) or not isinstance(exhaustive_limit, (int, np.integer)) \
                 or exhaustive_limit < 0:
             raise ValueError(f"exhaustive_limit must be an integer >= 0, got {exhaustive_limit!r}")
@@ -202,7 +205,9 @@ class BayesianOptimizer(Optimizer):
         return self._keys(np.asarray(f)[None])[0]
 
     def _on_tell(self, trial: Trial) -> None:
-        self._seen.add(self._key(self.space.to_features(trial.params)))
+        f = self.space.to_features(trial.params)
+        self._features.append(f)
+        self._seen.add(self._key(f))
 
     def _settings(self) -> dict:
         return self._settings_dict
@@ -231,14 +236,15 @@ class BayesianOptimizer(Optimizer):
         return [self.space.to_features(a.params) for a in self.pending]
 
     def _data(self) -> tuple[np.ndarray, np.ndarray]:
-        ok = [t for t in self.trials if t.ok]
-        X = [self.space.to_features(t.params) for t in ok]
-        y = [t.value for t in ok]
+        trials = self.trials  # features were encoded once, when each trial was told
+        ok = [i for i, t in enumerate(trials) if t.ok]
+        X = [self._features[i] for i in ok]
+        y = [trials[i].value for i in ok]
         if self.impute_failures == "worst" and ok:
             worst = max(y)
-            for t in self.trials:
+            for f, t in zip(self._features, trials):
                 if not t.ok:
-                    X.append(self.space.to_features(t.params))
+                    X.append(f)
                     y.append(worst)
         X = np.array(X, dtype=float).reshape(-1, self.space.n_features)
         return X, np.array(y, dtype=float)

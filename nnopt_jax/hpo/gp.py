@@ -190,8 +190,12 @@ def gaussian_log_density(cov, r):
     Custom VJP with the closed-form gradients (R&W eq. 5.9):
     ``dL/dK = 1/2 (a a^T - K^-1)``, ``dL/dr = -a`` with ``a = K^-1 r``; jax's
     generic Cholesky derivative is two orders of magnitude slower on CPU.
+    Undifferentiated (e.g. screening hyperparameter starts) it needs only
+    ``w = L^-1 r``, one triangular solve: ``-1/2 w^T w - sum log diag L``.
     """
-    return _gld_fwd(cov, r)[0]
+    chol = jnp.linalg.cholesky(cov)
+    w = solve_triangular(chol, r, lower=True)
+    return -0.5 * w @ w - jnp.sum(jnp.log(jnp.diag(chol)))
 
 
 def tril_inverse(chol):
@@ -340,12 +344,21 @@ def posterior(params: GPParams, X, y, mask, *, kernel: str = "matern52",
     return Posterior(params, X, mask, chol_inv, alpha)
 
 
+def predict_batch(post: Posterior, Xq, *, kernel: str = "matern52",
+                  groups: tuple[int, ...] | None = None):
+    """Latent posterior means and variances at the ``(M, D)`` rows ``Xq``
+    (R&W eqs. 2.25-2.26), as two matrix products: ``K_q alpha`` and
+    ``K_q L^-T`` (``v = L^-1 k_q`` of every row), about 2x faster on CPU than
+    :func:`predict` under ``vmap``."""
+    Kq = kernel_matrix(post.params, Xq, post.X, kernel=kernel, groups=groups) * post.mask
+    mean = post.params.mean + Kq @ post.alpha
+    V = Kq @ post.chol_inv.T
+    var = jnp.exp(jnp.clip(post.params.log_amp, -10.0, 10.0)) - jnp.sum(V * V, axis=-1)
+    return mean, jnp.maximum(var, 1e-12)
+
+
 def predict(post: Posterior, x, *, kernel: str = "matern52",
             groups: tuple[int, ...] | None = None):
-    """Latent posterior mean and variance at one point ``x`` (R&W eqs. 2.25-2.26)."""
-    kx = kernel_matrix(post.params, post.X, x[None], kernel=kernel, groups=groups)[:, 0] \
-        * post.mask
-    mean = post.params.mean + kx @ post.alpha
-    v = post.chol_inv @ kx
-    var = jnp.exp(jnp.clip(post.params.log_amp, -10.0, 10.0)) - v @ v
-    return mean, jnp.maximum(var, 1e-12)
+    """Latent posterior mean and variance at one point ``x`` (:func:`predict_batch`)."""
+    mean, var = predict_batch(post, x[None], kernel=kernel, groups=groups)
+    return mean[0], var[0]

@@ -45,6 +45,9 @@ def test_posterior_matches_dense_float64_formulas():
         var_ref = amp - np.einsum("ij,ji->i", Ks, np.linalg.solve(K, Ks.T))
         np.testing.assert_allclose(mean, mu_ref, rtol=1e-9, atol=1e-10)
         np.testing.assert_allclose(var, var_ref, rtol=1e-7, atol=1e-10)
+        mean_b, var_b = gp.predict_batch(post, jnp.asarray(Xs))  # the matrix-product form
+        np.testing.assert_allclose(mean_b, mu_ref, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(var_b, var_ref, rtol=1e-7, atol=1e-10)
 
 
 @pytest.mark.accelerator
@@ -74,7 +77,9 @@ def test_likelihood_gradient_matches_finite_differences():
         p = _params(3, seed=2)
         f = lambda q: gp.neg_log_posterior(q, jnp.asarray(Xp), jnp.asarray(yp), jnp.asarray(m),
                                            kernel="matern52", min_noise=1e-6)
-        g = jax.grad(f)(p)
+        value, g = jax.value_and_grad(f)(p)
+        # the differentiated (inverse factor) and plain (one solve) forms agree
+        np.testing.assert_allclose(value, f(p), rtol=1e-12)
         eps = 1e-6
         for i in range(3):
             e = jnp.zeros(3).at[i].set(eps)
