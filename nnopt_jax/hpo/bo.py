@@ -314,7 +314,8 @@ class BayesianOptimizer(Optimizer):
         # A fresh Cranley-Patterson rotation of one scrambled Sobol set per ask:
         # still a randomised QMC design, without rebuilding the scrambled
         # sequence (a millisecond) every suggestion.
-        glob = (self._sobol_base + rng.random(d)) % 1.0
+        glob = self._sobol_base + rng.random(d)
+        glob -= glob >= 1.0  # mod 1 (exact on [0, 2), and a tenth of np.remainder's time)
         k = min(5, len(y))
         centres = X[np.argsort(y)[:k]]
         n_local = self.n_candidates - n_global

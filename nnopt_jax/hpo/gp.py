@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import tinygp
+from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import solve_triangular
 
 KERNELS = ("matern52", "matern32", "rbf")
@@ -326,15 +327,20 @@ def fit(X, y, mask, init: GPParams, *, key, kernel: str = "matern52", n_restarts
     opt = optax.adam(learning_rate)
 
     def run(p0):
-        def step(carry, _):
-            p, state = carry
-            value, grad = jax.value_and_grad(loss)(p)
-            grad = jax.tree.map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), grad)
-            updates, state = opt.update(grad, state, p)
-            return (optax.apply_updates(p, updates), state), None
+        # Adam on one flat vector: the same elementwise updates as on the four
+        # leaves, in a quarter of the (tiny, overhead-bound) operations
+        v0, unravel = ravel_pytree(p0)
+        flat_loss = lambda v: loss(unravel(v))
 
-        (p, _), _ = jax.lax.scan(step, (p0, opt.init(p0)), None, length=n_steps)
-        return p, loss(p)
+        def step(carry, _):
+            v, state = carry
+            grad = jax.grad(flat_loss)(v)
+            grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
+            updates, state = opt.update(grad, state, v)
+            return (optax.apply_updates(v, updates), state), None
+
+        (v, _), _ = jax.lax.scan(step, (v0, opt.init(v0)), None, length=n_steps)
+        return unravel(v), flat_loss(v)
 
     # lax.map, not vmap: batched Cholesky factorisations are far slower than a
     # loop of unbatched ones on CPU.
