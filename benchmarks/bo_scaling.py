@@ -7,8 +7,13 @@ made first and not timed, so compilation for that padded size is excluded
 (the measured asks stay inside it). Optuna's ``GPSampler`` is given the same
 history through ``study.add_trials``.
 
+With ``--rounds R`` the methods take turns R times per size (a fresh history
+seed each round), so a change in the machine's pace during the run reaches
+both alike; the median is over every round's suggestions.
+
 Usage:
     python benchmarks/bo_scaling.py                      # n = 50,100,200,500
+    python benchmarks/bo_scaling.py --sizes 50 --asks 12 --rounds 5
     python benchmarks/bo_scaling.py --sizes 50,100 --asks 3 --out /tmp/scaling
 
 Writes ``--out``/bo_scaling.json and .md (median seconds per suggestion).
@@ -110,6 +115,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="50,100,200,500")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--asks", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="turns each method takes per size, alternating")
     parser.add_argument("--seed", type=int, default=100)
     args = parser.parse_args(argv)
     from nnopt_jax.hpo.test_functions import get_function
@@ -117,13 +124,19 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
     f = get_function("hartmann6")
     rows = []
+    methods = args.methods.split(",")
+    for m in methods:
+        if m not in METHODS:
+            parser.error(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
     for n in map(int, args.sizes.split(",")):
-        for m in args.methods.split(","):
-            if m not in METHODS:
-                parser.error(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
-            times = (time_nnopt if m == "nnopt_bo" else time_optuna)(f, n, args.asks, args.seed)
-            rows.append({"method": m, "n": n, "times_s": times,
-                         "median_s": float(np.median(times))})
+        times = {m: [] for m in methods}
+        for r in range(args.rounds):
+            for m in methods:
+                fn = time_nnopt if m == "nnopt_bo" else time_optuna
+                times[m] += fn(f, n, args.asks, args.seed + r)
+        for m in methods:
+            rows.append({"method": m, "n": n, "rounds": args.rounds, "times_s": times[m],
+                         "median_s": float(np.median(times[m]))})
             print(f"{m:>9} n={n:4d}: {rows[-1]['median_s']:.4f} s/suggestion", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bo_scaling.json").write_text(json.dumps({"rows": rows}, indent=1))
