@@ -60,8 +60,9 @@ def _fit(X, y, mask, init, seed, step, *, cfg: _Static):
                   groups=cfg.groups)
 
 
-def _acquisition_scores(params, X, y, mask, best, cfg: _Static):
-    """The acquisition of ``(M, D)`` feature rows under the GP posterior of (X, y)."""
+def _acquisition(params, X, y, mask, best, cfg: _Static):
+    """The acquisition under the GP posterior of (X, y): ``(score, scores)``,
+    of one feature vector and of ``(M, D)`` rows (the batched form)."""
     post = gp.posterior(params, X, y, mask, kernel=cfg.kernel, min_noise=cfg.min_noise,
                         groups=cfg.groups)
     acq = get_acquisition(cfg.acquisition, xi=cfg.xi, beta=cfg.beta)
@@ -70,23 +71,21 @@ def _acquisition_scores(params, X, y, mask, best, cfg: _Static):
         mean, var = gp.predict_batch(post, Xq, kernel=cfg.kernel, groups=cfg.groups)
         return acq(mean, jnp.sqrt(var), best)
 
-    return scores
+    return (lambda x: scores(x[None])[0]), scores
 
 
 @functools.partial(jax_cache.ExportedJit, static_argnames=("space", "cfg"))
 def _propose(params, X, y, mask, best, candidates, *, space: SearchSpace, cfg: _Static):
-    scores = _acquisition_scores(params, X, y, mask, best, cfg)
-    return maximize(lambda x: scores(x[None])[0], candidates, snap=space.snap_features,
-                    n_refine=cfg.n_refine, n_steps=cfg.refine_steps,
-                    learning_rate=cfg.learning_rate, n_return=cfg.n_return,
-                    batch_score=scores)
+    score, scores = _acquisition(params, X, y, mask, best, cfg)
+    return maximize(score, candidates, snap=space.snap_features, n_refine=cfg.n_refine,
+                    n_steps=cfg.refine_steps, learning_rate=cfg.learning_rate,
+                    n_return=cfg.n_return, batch_score=scores)
 
 
 @functools.partial(jax_cache.ExportedJit, static_argnames=("cfg",))
 def _propose_grid(params, X, y, mask, best, grid, allowed, *, cfg: _Static):
-    scores = _acquisition_scores(params, X, y, mask, best, cfg)
-    return maximize_exhaustive(lambda x: scores(x[None])[0], grid, allowed,
-                               n_return=cfg.n_return, batch_score=scores)
+    score, scores = _acquisition(params, X, y, mask, best, cfg)
+    return maximize_exhaustive(score, grid, allowed, n_return=cfg.n_return, batch_score=scores)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
