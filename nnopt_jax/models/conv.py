@@ -127,13 +127,17 @@ def _patches_t(x: Array, kh: int, kw: int) -> Array:
     Row ``(i kw + j) c + ci`` holds ``x[:, i:i + h_out, j:j + w_out, ci]``
     flattened, the order of an HWIO kernel's ``reshape(-1, c_out)``; each
     row is written in runs of ``w_out`` contiguous values (a column layout
-    would write runs of ``c`` values, one for the first layer).
+    would write runs of ``c`` values, one for the first layer). Built in two
+    stages, the ``kw`` column shifts and then the ``kh`` row shifts of those
+    (2.5 ms against 8.5 ms for ``kh kw`` slices of ``x`` stacked at once, for
+    LeNet-5's second layer on one core here).
     """
     n, h, w, _ = x.shape
     ho, wo = h - kh + 1, w - kw + 1
     xt = jnp.moveaxis(x, -1, 0)  # (c, n, h, w)
-    taps = [xt[:, :, i:i + ho, j:j + wo] for i in range(kh) for j in range(kw)]
-    return jnp.stack(taps).reshape(-1, n * ho * wo)
+    cols = jnp.stack([xt[..., j:j + wo] for j in range(kw)])  # (kw, c, n, h, w_out)
+    taps = jnp.stack([cols[:, :, :, i:i + ho, :] for i in range(kh)])  # (kh, kw, c, n, h_out, w_out)
+    return taps.reshape(-1, n * ho * wo)
 
 
 def _col2im_t(patch_grads: Array, x_shape, kh: int, kw: int) -> Array:
@@ -158,7 +162,7 @@ def _lrt_conv_valid_bwd(res, cotangents):
     x, theta, var = res
     g_mean, g_var = cotangents
     kh, kw, _, c_out = theta.shape
-    p = _patches_t(x, kh, kw)  # (K, N)
+    p = materialize(_patches_t(x, kh, kw))  # (K, N), written once: p and p * p both read it
     g_mean, g_var = g_mean.reshape(-1, c_out), g_var.reshape(-1, c_out)  # (N, c_out)
     d_theta = (p @ g_mean).reshape(theta.shape)
     d_var = ((p * p) @ g_var).reshape(var.shape)
