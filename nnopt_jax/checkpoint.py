@@ -134,14 +134,25 @@ def _layout_mismatch(step_dir: pathlib.Path, target: PyTree) -> str | None:
 _UNRAISABLE_FILTER_ON = False
 
 
+def _is_aborted_read_report(record: logging.LogRecord) -> bool:
+    """Whether ``record`` is asyncio's "Task exception was never retrieved" for a
+    tensorstore read that an aborted orbax restore left behind."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return (record.getMessage().startswith("Task exception was never retrieved")
+            and exc is not None and "tensorstore_spec" in str(exc))
+
+
 def _drop_closed_loop_errors() -> None:
-    """Silences the "Event loop is closed" RuntimeErrors that tensorstore
-    callbacks of an aborted orbax read report after orbax closed its event loop
-    (one traceback per pending read); every other unraisable error still goes
-    to the previous hook."""
+    """Silences the reports of an aborted orbax read: the "Event loop is closed"
+    RuntimeErrors that its tensorstore callbacks raise after orbax closed its
+    event loop (one per pending read), and asyncio's "Task exception was never
+    retrieved" log records of its failed reads, which the garbage collector
+    emits whenever it runs. Every other unraisable error and asyncio record
+    still goes through."""
     global _UNRAISABLE_FILTER_ON
     if _UNRAISABLE_FILTER_ON:
         return
+    logging.getLogger("asyncio").addFilter(lambda record: not _is_aborted_read_report(record))
     previous = sys.unraisablehook
 
     def hook(unraisable):

@@ -1,6 +1,9 @@
 """Checkpoints: another model's state and unreadable files give one clear
 CheckpointError (no warning storm); a fallback to an older step warns once."""
 
+import asyncio
+import gc
+import logging
 import pathlib
 import warnings
 
@@ -9,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import tensorstore as ts
 
 from nnopt_jax.checkpoint import CheckpointError, restore_checkpoint, save_checkpoint
 from nnopt_jax.training import init_train_state
@@ -47,6 +51,42 @@ def test_unreadable_checkpoints_are_one_error(tmp_path):
         warnings.simplefilter("error")
         with pytest.raises(CheckpointError, match="steps? 8.*unreadable"):
             restore_checkpoint(tmp_path, _state(4))
+
+
+def _abandoned_task_failing_with(exc_factory) -> None:
+    """Runs a task that fails and drops it without retrieving its exception, as
+    orbax does with the other reads of a restore once one read failed."""
+    async def read():
+        raise exc_factory()
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(read())
+    loop.run_until_complete(asyncio.wait([task]))
+    loop.close()
+    del task
+    gc.collect()
+
+
+def _tensorstore_error(path: pathlib.Path) -> Exception:
+    try:
+        ts.open({"driver": "zarr", "kvstore": {"driver": "file", "path": str(path)}}).result()
+    except Exception as err:
+        return err
+    raise AssertionError("opening a missing zarr array succeeded")
+
+
+def test_abandoned_tensorstore_reads_log_nothing(tmp_path, caplog):
+    """asyncio reports each abandoned failed read as "Task exception was never
+    retrieved" whenever the collector frees it (in a run: at a random later
+    moment, on stderr); once a restore ran, those reports are dropped and other
+    asyncio reports are not."""
+    save_checkpoint(tmp_path, _state(4), step=4)
+    restore_checkpoint(tmp_path, _state(4))
+    err = _tensorstore_error(tmp_path / "missing")
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        _abandoned_task_failing_with(lambda: err)
+        _abandoned_task_failing_with(lambda: ValueError("some other failure"))
+    reports = [r for r in caplog.records if r.name == "asyncio"]
+    assert len(reports) == 1 and "some other failure" in str(reports[0].exc_info[1])
 
 
 def test_fallback_to_an_older_step_warns_once(tmp_path):
