@@ -148,7 +148,9 @@ def _drop_closed_loop_errors() -> None:
     event loop (one per pending read), and asyncio's "Task exception was never
     retrieved" log records of its failed reads, which the garbage collector
     emits whenever it runs. Every other unraisable error and asyncio record
-    still goes through."""
+    still goes through. (After a restore that met unreadable steps, the
+    "coroutine ... was never awaited" warnings of its abandoned reads are
+    ignored too.)"""
     global _UNRAISABLE_FILTER_ON
     if _UNRAISABLE_FILTER_ON:
         return
@@ -209,6 +211,10 @@ def restore_checkpoint(directory: str | pathlib.Path, like: PyTree,
                                 tree, target)
             restored = _rewrap_keys(tree, like), int(candidate)
             break
+    if errors:
+        # the aborted reads' coroutines warn when freed, often at exit ("sys:1")
+        warnings.filterwarnings("ignore", message=r"coroutine '.*' was never awaited",
+                                category=RuntimeWarning)
     detail = "; ".join(f"step{'s' * (len(s) > 1)} {', '.join(map(str, s))}: {problem}"
                        for problem, s in errors.items())
     if restored is not None:

@@ -89,6 +89,23 @@ def test_abandoned_tensorstore_reads_log_nothing(tmp_path, caplog):
     assert len(reports) == 1 and "some other failure" in str(reports[0].exc_info[1])
 
 
+def test_abandoned_coroutines_of_an_aborted_restore_do_not_warn(tmp_path):
+    """Orbax leaves coroutines of the reads it abandoned; freed (often at exit)
+    they would warn "coroutine ... was never awaited" after the one-line error."""
+    save_checkpoint(tmp_path, _state(4), step=4)
+    _corrupt(tmp_path / "4")
+    with pytest.raises(CheckpointError):
+        restore_checkpoint(tmp_path, _state(4))
+
+    async def read():
+        pass
+    with warnings.catch_warnings(record=True) as caught:
+        abandoned = read()
+        del abandoned
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
 def test_fallback_to_an_older_step_warns_once(tmp_path):
     save_checkpoint(tmp_path, _state(4), step=4)
     newer = jax.tree.map(lambda x: x + 1 if x.dtype == jnp.float32 else x, _state(4))
