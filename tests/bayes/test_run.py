@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
+from nnopt_jax import training
 from nnopt_jax.bayes.cli import compress_command
 from nnopt_jax.bayes.export import load_export
 from nnopt_jax.bayes.run import compress
@@ -55,6 +56,39 @@ def test_sparse_vd_smoke_digits_writes_results_and_export(tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2] and rows[-1]["train_beta"] == 1.0
     exported = load_export(tmp_path / "export")
     assert exported.nbytes == res["export_bytes"]
+
+
+def test_interrupted_vnq_run_resumes_to_the_same_results(tmp_path, monkeypatch):
+    """A VNQ run (pretraining, then the KL-weighted stage) interrupted after the
+    first checkpoint of its second stage and resumed ends exactly where the
+    uninterrupted run ends: same metrics per epoch, same exported weights."""
+    cfg = load_config(f"{CONFIGS / 'lenet300_vnq'}.py:smoke")
+    cfg.model.name, cfg.model.features = "mlp", (32,)
+    cfg.train.num_epochs = 3
+    straight = compress(cfg, out_dir=tmp_path / "straight", progress=False)
+
+    save = training.save_checkpoint
+
+    def save_then_stop(directory, tree, *, step, **kw):
+        save(directory, tree, step=step, **kw)
+        if pathlib.Path(directory).parent.name == "stage_main" and step >= 10:
+            raise KeyboardInterrupt  # as a kill just after the checkpoint
+    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        compress(cfg, out_dir=tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(training, "save_checkpoint", save)
+    assert not (tmp_path / "resumed" / "results.json").exists()
+    resumed = compress(cfg, out_dir=tmp_path / "resumed", resume=True, progress=False)
+
+    rows = [[json.loads(l) for l in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+            for run in ("straight", "resumed")]
+    assert [(r["stage"], r["epoch"]) for r in rows[1]] == [("pretrain", 1), ("main", 1),
+                                                          ("main", 2), ("main", 3)]
+    for a, b in zip(*rows):
+        for k in ("test_error", "compression", "train_loss"):
+            np.testing.assert_allclose(b[k], a[k], rtol=1e-6, err_msg=k)
+    assert resumed["test_error"] == straight["test_error"]
+    assert resumed["layers"] == straight["layers"] and resumed["codebook"] == straight["codebook"]
 
 
 def test_pruning_smoke_reaches_target_sparsity(tmp_path):
