@@ -12,7 +12,6 @@ setup) print one ``nnopt: error: ...`` line and exit with status 2; set
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import pathlib
 import sys
@@ -311,9 +310,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if debug or not isinstance(err, _user_errors()):
             raise
-        # the error is the whole report: reads that an aborted orbax restore left
-        # pending must not log "Task exception was never retrieved" at exit
-        logging.getLogger("asyncio").disabled = True
         print(f"nnopt: error: {str(err).strip() or type(err).__name__}", file=sys.stderr)
         return 2
     finally:
