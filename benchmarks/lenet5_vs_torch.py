@@ -19,8 +19,10 @@ configuration runs in its own process, pinned with ``taskset``:
 * ``one core each``: JAX with XLA's single-threaded CPU runtime, PyTorch with
   ``torch.set_num_threads(1)``, both on core 0;
 * ``whole machine``: JAX with XLA's intra-op threads, JAX data-parallel over
-  one CPU device per core (``--xla_force_host_platform_device_count``), and
-  PyTorch with one thread per core.
+  one CPU device per core (``--xla_force_host_platform_device_count``), JAX
+  as ``nnopt`` runs (one CPU device per core, then the layout that
+  ``nnopt_jax.cpu_layout.choose_mesh`` measures faster; the probe's figures
+  are in the JSON), and PyTorch with one thread per core.
 
 Every worker first calls ``nnopt_jax.host_memory.retain_freed_memory`` (as
 ``nnopt`` does), PyTorch's as well as JAX's; ``--malloc both`` also runs each
@@ -76,8 +78,14 @@ def _time_steps(run_steps, rounds: int, steps_per_round: int) -> tuple[float, fl
     return (time.perf_counter() - t) / n, (_minor_faults() - faults) / n
 
 
-def jax_step_time(model_name: str, steps: int, chunk: int, devices: int) -> tuple[float, float]:
-    """Seconds and minor page faults per training step of nnopt_jax's LeNet-5 ``model_name``."""
+def jax_step_time(model_name: str, steps: int, chunk: int, devices: int) -> tuple[float, float, dict | None]:
+    """Seconds and minor page faults per training step of nnopt_jax's LeNet-5 ``model_name``,
+    and the layout probe's report. ``devices=-1``: as ``nnopt`` runs, one CPU device
+    per core and the layout the probe of ``nnopt_jax.cpu_layout`` measures faster."""
+    if devices < 0:
+        from nnopt_jax import cpu_layout
+
+        cpu_layout.configure()  # before JAX starts
     import jax
     import jax.numpy as jnp
     import optax
@@ -102,8 +110,17 @@ def jax_step_time(model_name: str, steps: int, chunk: int, devices: int) -> tupl
     params = jax.jit(model.init)(jax.random.key(0), xs[0, :1])["params"]
     tx = optax.adam(1e-3)
     state = training.init_train_state(params, tx, key=jax.random.key(1))
-    mesh = parallel.make_mesh() if devices > 1 else None
-    run = training.make_train_chunk(training.make_train_step(loss, tx), mesh=mesh, unroll=True)
+    train_step = training.make_train_step(loss, tx)
+    build = lambda m: training.make_train_chunk(train_step, mesh=m, unroll=True)
+    report = None
+    if devices < 0:
+        from nnopt_jax import cpu_layout
+
+        mesh, run, report = cpu_layout.choose_mesh(build, state, np.asarray(xs), np.asarray(ys),
+                                                   batch_size=BATCH, steps=10**9)
+    else:
+        mesh = parallel.make_mesh() if devices > 1 else None
+        run = build(mesh)
     if mesh is not None:
         state = parallel.replicate(state, mesh)
     carry = list(run(state, xs, ys))  # compile + warm-up
@@ -114,7 +131,7 @@ def jax_step_time(model_name: str, steps: int, chunk: int, devices: int) -> tupl
         carry[:] = run(carry[0], xs, ys)
         jax.block_until_ready(carry[1])
 
-    return _time_steps(run_chunk, max(1, steps // chunk), chunk)
+    return (*_time_steps(run_chunk, max(1, steps // chunk), chunk), report)
 
 
 # ----------------------------------------------------------------------------- PyTorch
@@ -211,6 +228,7 @@ MODES = {
                  ("PyTorch, 1 thread", "torch", dict(threads=1), "0")],
     "whole_machine": [("JAX, intra-op threads", "jax", dict(threads=0, devices=1), "all"),
                       ("JAX, data-parallel", "jax", dict(threads=1, devices=0), "all"),
+                      ("JAX, measured choice (nnopt)", "jax", dict(threads=0, devices=-1), "all"),
                       ("PyTorch, 1 thread per core", "torch", dict(threads=0), "all")],
 }
 
@@ -222,11 +240,12 @@ def _worker(args) -> None:
         pass
     else:
         retain_freed_memory()  # unless NNOPT_MALLOC=default; before JAX or PyTorch start threads
+    report = None
     if args.framework == "jax":
-        t, faults = jax_step_time(args.model, args.steps, args.chunk, args.devices)
+        t, faults, report = jax_step_time(args.model, args.steps, args.chunk, args.devices)
     else:
         t, faults = torch_step_time(args.model, args.steps, args.threads)
-    print(json.dumps({"s_per_step": t, "faults_per_step": faults}))
+    print(json.dumps({"s_per_step": t, "faults_per_step": faults, "layout": report}))
 
 
 def _run_worker(model: str, framework: str, threads: int, devices: int, cores: str,
@@ -236,6 +255,8 @@ def _run_worker(model: str, framework: str, threads: int, devices: int, cores: s
     if library:
         env["PYTHONPATH"] = os.pathsep.join([library, *filter(None, [env.get("PYTHONPATH")])])
     flags = env.get("XLA_FLAGS", "")
+    if devices == -1:  # nnopt's default, whatever this shell sets
+        env.pop("NNOPT_CPU_LAYOUT", None)
     threads = threads or ncpu
     devices = devices or ncpu
     if framework == "jax":
@@ -300,7 +321,7 @@ def main(argv=None):
             for malloc in mallocs:
                 for label, framework, kw, cores in sorted(MODES[mode], key=lambda m: m[1] != "torch"):
                     configs.append((model, mode, malloc, label, framework, kw, cores, None))
-                    if framework == "jax" and args.compare_with:
+                    if framework == "jax" and args.compare_with and kw.get("devices") != -1:
                         configs.append((model, mode, malloc, f"{label}, {args.compare_label}",
                                         framework, kw, cores, args.compare_with))
     samples = {c[:4]: [] for c in configs}
@@ -315,8 +336,9 @@ def main(argv=None):
             r = _run_worker(model, framework, kw.get("threads", 1), kw.get("devices", 1), cores,
                             args.steps, args.chunk, malloc, library)
             samples[model, mode, malloc, label].append(r)
+            chosen = f" -> {r['layout']['layout']} {r['layout']['ms_per_step']}" if r.get("layout") else ""
             print(f"[{round_ + 1}/{args.repeat}] {model:6s} {mode:14s} {malloc:8s} {label:36s} "
-                  f"{1e3 * r['s_per_step']:7.1f} ms/step {r['faults_per_step']:8.0f} faults/step",
+                  f"{1e3 * r['s_per_step']:7.1f} ms/step {r['faults_per_step']:8.0f} faults/step{chosen}",
                   flush=True)
     rows, torch_time = [], {}
     for (model, mode, malloc, label), runs in samples.items():
@@ -326,6 +348,7 @@ def main(argv=None):
         rows.append(dict(model=model, mode=mode, malloc=malloc, implementation=label, s_per_step=t,
                          s_per_step_runs=[r["s_per_step"] for r in runs],
                          faults_per_step=float(np.median([r["faults_per_step"] for r in runs])),
+                         layouts=[r.get("layout") for r in runs],
                          ratio_to_torch=None if label.startswith("PyTorch")
                          else t / torch_time[model, mode, malloc]))
     import jax

@@ -302,7 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("train", "hpo", "compress", "nas"):
             from nnopt_jax.parallel import initialize_distributed
             # --distributed, or JAX_COORDINATOR_ADDRESS & co. in the environment.
-            initialize_distributed(True if getattr(args, "distributed", False) else None)
+            joined = initialize_distributed(True if getattr(args, "distributed", False) else None)
+            if not joined and args.command in ("train", "compress"):
+                from nnopt_jax.cpu_layout import configure
+                configure()  # one CPU device per core; each run measures whether to use them
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("nnopt: interrupted; continue with --resume", file=sys.stderr)

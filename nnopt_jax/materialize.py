@@ -13,13 +13,17 @@ always-taken ``lax.cond`` is computed once. The copy costs one pass over the
 value.
 
 On other backends both functions are the identity (a conditional costs a
-host round trip for its predicate on GPUs), and so they are on CPU hosts
-with several devices (``--xla_force_host_platform_device_count``, a testing
-setup): there the predicate of a sharded value is a collective, and many
-small collectives starved XLA:CPU's in-process rendezvous.
+host round trip for its predicate on GPUs), and so they are in programs
+split over several CPU devices: there the predicate of a sharded value is a
+collective, and many small collectives starved XLA:CPU's in-process
+rendezvous. A program traced inside :func:`split_over` knows how many
+devices it runs on; elsewhere any host with several devices counts as split.
 """
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
 
 import jax
 import jax.numpy as jnp
@@ -41,8 +45,24 @@ def _copy_vmap(axis_size, in_batched, x):
     return _copy(x), in_batched[0]
 
 
+_SPLIT: contextvars.ContextVar[bool | None] = contextvars.ContextVar("nnopt_split", default=None)
+
+
+@contextlib.contextmanager
+def split_over(n_devices: int):
+    """Traces inside it are of a program run on ``n_devices`` devices (barriers only for one)."""
+    token = _SPLIT.set(n_devices > 1)
+    try:
+        yield
+    finally:
+        _SPLIT.reset(token)
+
+
 def _barrier(x: Array) -> Array:
-    if x.size == 0 or jax.default_backend() != "cpu" or jax.device_count() > 1:
+    split = _SPLIT.get()
+    if split is None:
+        split = jax.device_count() > 1
+    if x.size == 0 or jax.default_backend() != "cpu" or split:
         return x
     return _copy(x)
 

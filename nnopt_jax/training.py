@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnopt_jax import jax_cache, parallel
+from nnopt_jax import cpu_layout, jax_cache, materialize, parallel
 from nnopt_jax.config import (ConfigError, boolean, check_config, integer, one_of, optional,
                               real, text)
 from nnopt_jax.data.batching import batch_indices
@@ -115,7 +115,13 @@ def make_train_chunk(train_step, *, augment: Callable | None = None, mesh=None,
             x = augment(x, key=aug_key)
         return train_step(state, Batch(x, y))
 
+    n_devices = 1 if mesh is None else mesh.size
+
     def chunk(state, xs, ys):
+        with materialize.split_over(n_devices):  # fusion barriers only on one device
+            return run_steps(state, xs, ys)
+
+    def run_steps(state, xs, ys):
         if not unroll:
             state, metrics = jax.lax.scan(body, state, (xs, ys))
             return state, jax.tree.map(jnp.mean, metrics)
@@ -196,6 +202,13 @@ def _chunk_bounds(start: int, steps_per_epoch: int, total: int, chunk: int,
         step = end
 
 
+def _check_batch_divides(batch_size: int, mesh) -> None:
+    n_dev = 1 if mesh is None or isinstance(mesh, str) else mesh.size
+    if batch_size % n_dev:
+        raise ValueError(f"batch_size {batch_size} is not divisible by the {n_dev} devices; "
+                         f"use a multiple of {n_dev}")
+
+
 def _chunk_length(steps_per_epoch: int, target: int) -> int:
     """A chunk length near ``target`` that divides the epoch, so that every chunk
     has the same length and the scan compiles once; when no divisor lies within
@@ -230,7 +243,7 @@ def fit(
     out_dir: str | pathlib.Path | None = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
-    mesh=None,
+    mesh="auto",
     augment: Callable | None = None,
     progress: bool = True,
     steps_per_chunk: int = 100,
@@ -251,7 +264,11 @@ def fit(
         out_dir: where ``metrics.jsonl`` and ``checkpoints/`` go (None: nothing written).
         checkpoint_every: also checkpoint every this many steps (epoch ends always).
         resume: continue from the newest readable checkpoint in ``out_dir``.
-        mesh: a device mesh (default: all devices when there are several).
+        mesh: a device mesh; ``None``: all devices when there are several;
+            ``"auto"``: on several CPU devices of one process, one device or
+            all of them, whichever runs this run's chunk faster
+            (:func:`nnopt_jax.cpu_layout.choose_mesh`; the probe's timings go
+            to ``out_dir/layout.json``), else as ``None``.
         augment: on-device augmentation ``augment(x, *, key)``.
         progress: show a progress bar.
         steps_per_chunk: about this many steps are fused into one compiled scan
@@ -271,18 +288,30 @@ def fit(
         raise ValueError(f"train_data has {n} inputs but {len(y)} labels")
     if batch_size > n:
         raise ValueError(f"batch_size {batch_size} exceeds the {n} training examples")
+    if isinstance(mesh, str) and mesh != "auto":
+        raise ValueError(f"mesh must be a Mesh, None or 'auto', got {mesh!r}")
     if mesh is None and jax.device_count() > 1:
         mesh = parallel.make_mesh()
-    n_dev = 1 if mesh is None else mesh.size
-    if batch_size % n_dev:
-        raise ValueError(f"batch_size {batch_size} is not divisible by the {n_dev} devices; "
-                         f"use a multiple of {n_dev}")
+    _check_batch_divides(batch_size, mesh)
     steps_per_epoch = n // batch_size
     total_steps = steps_per_epoch * num_epochs
+    chunk = _chunk_length(steps_per_epoch, steps_per_chunk)
     out_dir = None if out_dir is None else pathlib.Path(out_dir)
     ckpt_dir = None if out_dir is None else out_dir / "checkpoints"
 
     state, start = resume_or_start(ckpt_dir, state, resume=resume)
+    train_step = make_train_step(loss_fn, tx)
+    build = lambda m: make_train_chunk(train_step, augment=augment, mesh=m, unroll=unroll)
+    if isinstance(mesh, str):  # "auto": measured on this run's own chunk
+        idx = batch_indices(n, batch_size, seed=seed, epoch=start // steps_per_epoch)[:chunk]
+        mesh, train_chunk, report = cpu_layout.choose_mesh(
+            build, state, x[idx], y[idx], batch_size=batch_size, steps=total_steps - start)
+        _check_batch_divides(batch_size, mesh)
+        if report is not None and out_dir is not None and jax.process_index() == 0:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "layout.json").write_text(json.dumps(report, indent=2) + "\n")
+    else:
+        train_chunk = build(mesh)
     if mesh is not None:
         state = parallel.replicate(state, mesh)
     writer = MetricsWriter(None if out_dir is None else out_dir / "metrics.jsonl",
@@ -290,8 +319,6 @@ def fit(
     history = [r for r in read_jsonl(writer.path) if "epoch" in r] if (
         resume and writer.path and writer.path.exists()) else []
 
-    train_chunk = make_train_chunk(make_train_step(loss_fn, tx), augment=augment, mesh=mesh,
-                                   unroll=unroll)
     n_proc, proc = jax.process_count(), jax.process_index()
     local = batch_size // n_proc
 
@@ -304,7 +331,6 @@ def fit(
     epoch_count = 0
     t_epoch = time.perf_counter()
     try:
-        chunk = _chunk_length(steps_per_epoch, steps_per_chunk)
         for begin, end in _chunk_bounds(start, steps_per_epoch, total_steps, chunk,
                                         checkpoint_every):
             epoch, offset = divmod(begin, steps_per_epoch)

@@ -12,6 +12,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
                                    "intra_op_parallelism_threads=1")
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+# and `nnopt` run by the tests keeps one CPU device (tests/test_cpu_layout.py covers the rest)
+os.environ.setdefault("NNOPT_CPU_LAYOUT", "intra_op")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("NNOPT_SHARED_DIR", ROOT.parent / "shared"))

@@ -30,3 +30,16 @@ def test_compiled_step_keeps_one_conditional_per_barrier_on_cpu():
     assert hlo.count("conditional(") == 1
     hlo = jax.jit(_f(materialize_cotangent)).lower(x).compile().as_text()
     assert "conditional(" not in hlo
+
+
+def test_split_over_several_devices_drops_the_barriers_and_one_device_keeps_them():
+    from nnopt_jax.materialize import split_over
+
+    x = jnp.ones((4, 8), jnp.float32)
+
+    def n_conditionals(n_devices):
+        with split_over(n_devices):
+            return str(jax.make_jaxpr(jax.grad(_f(materialize)))(x)).count("cond[")
+
+    assert n_conditionals(1) == 2
+    assert n_conditionals(2) == 0

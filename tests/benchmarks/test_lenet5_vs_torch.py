@@ -44,6 +44,15 @@ def test_driver_interleaves_rotates_and_reports_medians(tmp_path, monkeypatch):
 
 
 def test_jax_step_is_timed_with_its_page_faults():
-    seconds, faults = bench.jax_step_time("dense", steps=2, chunk=1, devices=1)
+    seconds, faults, report = bench.jax_step_time("dense", steps=2, chunk=1, devices=1)
     assert 0.0 < seconds < 60.0
     assert faults >= 0.0
+    assert report is None  # no layout probe on one device
+
+
+def test_the_measured_choice_row_runs_the_layout_probe(tmp_path):
+    r = bench._run_worker("dense", "jax", 0, -1, "all", 2, 1, "retain")
+    assert r["s_per_step"] > 0.0
+    if (bench.os.cpu_count() or 1) > 1:  # one CPU device per core, and the probe's figures
+        assert r["layout"]["layout"] in ("intra_op", "data_parallel")
+        assert set(r["layout"]["ms_per_step"]) == {"intra_op", "data_parallel"}
