@@ -20,7 +20,7 @@ from nnopt_jax.bayes.layers import VariationalConv, VariationalDense
 from nnopt_jax.models.pooling import max_pool
 from nnopt_jax.types import Array
 
-__all__ = ["VariationalMLP", "VariationalLeNet300100", "VariationalLeNet5", "VariationalDenseNet", "ARCHITECTURES", "get_model"]
+__all__ = ["VariationalMLP", "VariationalLeNet300100", "VariationalLeNet5", "VariationalDenseNet", "ARCHITECTURES", "export_arch", "get_model"]
 
 
 def _layer_kwargs(m) -> dict:
@@ -74,14 +74,39 @@ class VariationalLeNet5(_VariationalModel):
     """LeNet-5-Caffe: conv 20@5x5, pool, conv 50@5x5, pool, fc 800->500, ReLU, fc 500->10.
 
     As in Caffe's LeNet (and :class:`nnopt_jax.models.LeNet5Caffe`), only the
-    hidden fully connected layer has a ReLU.
+    hidden fully connected layer has a ReLU by default. The sparse-VD
+    authors' LeNet-5 (their ``experiments/lenet/lenet5-ard.py``) differs in
+    its convolutions, which the attributes below reproduce: a ReLU after each
+    (Lasagne's default nonlinearity), Glorot-uniform kernels (the
+    ``W=init.Normal()`` they pass does not reach Lasagne's ``Wconv``) and,
+    with ``mask_in_training``, the pruned weights' noise masked too.
+
+    Attributes:
+      conv_relu: a ReLU after each convolution (before its pooling).
+      conv_init: ``None`` (as the dense layers: ``init_std`` or LeCun normal)
+        or ``"glorot_uniform"``.
+      conv_mask_noise: ``mask_noise`` of the convolutions (``None``: the
+        model's ``mask_noise``).
     """
+
+    conv_relu: bool = False
+    conv_init: str | None = None
+    conv_mask_noise: bool | None = None
 
     @nn.compact
     def __call__(self, x: Array, *, train: bool = False) -> Array:
         kw = _layer_kwargs(self)
-        x = max_pool(VariationalConv(features=20, kernel_size=(5, 5), name="conv1", **kw)(x, train=train), 2)
-        x = max_pool(VariationalConv(features=50, kernel_size=(5, 5), name="conv2", **kw)(x, train=train), 2)
+        ckw = dict(kw)
+        if self.conv_init == "glorot_uniform":
+            ckw["kernel_init"] = nn.initializers.glorot_uniform()
+        elif self.conv_init is not None:
+            raise ValueError(f"conv_init must be None or 'glorot_uniform', got {self.conv_init!r}")
+        if self.conv_mask_noise is not None:
+            ckw["mask_noise"] = bool(self.conv_mask_noise)
+        act = nn.relu if self.conv_relu else (lambda v: v)
+        for name, features in (("conv1", 20), ("conv2", 50)):
+            x = max_pool(act(VariationalConv(features=features, kernel_size=(5, 5), name=name,
+                                             **ckw)(x, train=train)), 2)
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(VariationalDense(features=500, name="fc1", **kw)(x, train=train))
         return VariationalDense(features=self.num_classes, name="fc2", **kw)(x, train=train)
@@ -136,9 +161,22 @@ ARCHITECTURES: dict[str, list[tuple[str, Any]]] = {
                      ("dense", "fc3")],
     "lenet5": [("conv", "conv1"), ("maxpool", 2), ("conv", "conv2"),
                ("maxpool", 2), ("flatten", None), ("dense", "fc1"), ("relu", None), ("dense", "fc2")],
+    # VariationalLeNet5(conv_relu=True): the sparse-VD authors' LeNet-5
+    "lenet5_conv_relu": [("conv", "conv1"), ("relu", None), ("maxpool", 2), ("conv", "conv2"),
+                         ("relu", None), ("maxpool", 2), ("flatten", None), ("dense", "fc1"),
+                         ("relu", None), ("dense", "fc2")],
 }
 
 _MODELS = {"mlp": VariationalMLP, "lenet300_100": VariationalLeNet300100, "lenet5": VariationalLeNet5, "densenet": VariationalDenseNet}
+
+
+def export_arch(model_cfg) -> str:
+    """The :data:`ARCHITECTURES` key of a model config (``name`` and ``conv_relu``)."""
+    if model_cfg.get("conv_relu"):
+        if model_cfg["name"] != "lenet5":
+            raise ValueError(f"model.conv_relu applies to lenet5, not {model_cfg['name']!r}")
+        return "lenet5_conv_relu"
+    return model_cfg["name"]
 
 
 def get_model(name: str, **kwargs) -> nn.Module:

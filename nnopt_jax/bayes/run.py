@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from nnopt_jax.bayes import compression, export, objectives, pruning
-from nnopt_jax.bayes.models import get_model
+from nnopt_jax.bayes.models import export_arch, get_model
 from nnopt_jax import rundir, training
 from nnopt_jax.config import (Config, ConfigError, boolean, check_config, integer, one_of,
                               optional, real, sequence_of, text)
@@ -142,6 +142,9 @@ RULES = {
     "train.level_quantile": real(0.0, 1.0, low_open=True, high_open=True),
     "train.checkpoint_every": integer(0),
     "train.steps_per_chunk": integer(1),
+    "model.conv_relu": boolean,
+    "model.conv_init": optional(one_of("glorot_uniform")),
+    "model.conv_mask_noise": optional(boolean),
     "pruning.retrain_epochs": integer(1),
     "pruning.retrain_learning_rate": real(0.0, low_open=True),
     "pruning.stages": sequence_of(real(0.0, 1.0, low_open=True), min_len=1),
@@ -270,14 +273,14 @@ def _variational(run: _Run, method: str):
             test_error_before_quantization=ev["error"],
             outliers={n: int(i["outliers"].size) for n, i in info.items()},
             outlier_factor=outlier_factor)
-        exported = export.export_quantized(qparams, info, run.out / "export", arch=cfg.model.name,
+        exported = export.export_quantized(qparams, info, run.out / "export", arch=export_arch(cfg.model),
                                            model_state=model_state) if cfg.get("export", True) else None
         final_params = qparams
     else:
         weights = weights_fn(params)
         results = compression.make_results(ev["error"], weights)
-        exported = export.export_sparse(weights, _biases(params), run.out / "export", arch=cfg.model.name) \
-            if cfg.get("export", True) else None
+        exported = export.export_sparse(weights, _biases(params), run.out / "export",
+                                        arch=export_arch(cfg.model)) if cfg.get("export", True) else None
         final_params = params
     return results, exported, final_params, model_state, model, extra
 

@@ -40,10 +40,11 @@ def test_pack_unpack_2bit_round_trip():
 
 
 @pytest.mark.parametrize("frac", [0.8, 0.99])  # predict multiplies densely / sparsely
-@pytest.mark.parametrize("arch,shape", [("lenet300_100", (5, 28, 28, 1)), ("lenet5", (3, 28, 28, 1))])
+@pytest.mark.parametrize("arch,shape", [("lenet300_100", (5, 28, 28, 1)), ("lenet5", (3, 28, 28, 1)),
+                                        ("lenet5_conv_relu", (3, 28, 28, 1))])
 def test_sparse_export_round_trip(arch, shape, frac, tmp_path):
     rng = np.random.default_rng(0)
-    model = get_model(arch)
+    model = get_model("lenet5", conv_relu=True) if arch == "lenet5_conv_relu" else get_model(arch)
     x = jnp.asarray(rng.uniform(size=shape), jnp.float32)
     params = _sparsify(_init_params(model, x, rng), rng, frac)
     weights = C.deterministic_weights(params)

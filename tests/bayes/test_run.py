@@ -33,6 +33,20 @@ def test_configs_load_with_smoke_variant(name):
         mod.get_config("huge")
 
 
+def test_lenet5_authors_variant_validates_and_exports_with_conv_relus():
+    from nnopt_jax.bayes.models import ARCHITECTURES, export_arch
+    from nnopt_jax.bayes.run import validate_config
+
+    cfg = load_config(f"{CONFIGS / 'lenet5_svd'}.py:authors")
+    validate_config(cfg)
+    assert (cfg.model.conv_relu, cfg.model.conv_init, cfg.model.conv_mask_noise) == (
+        True, "glorot_uniform", True)
+    assert [op for op, _ in ARCHITECTURES[export_arch(cfg.model)]][:3] == ["conv", "relu", "maxpool"]
+    cfg.model.conv_init = "he"
+    with pytest.raises(ValueError, match="model.conv_init"):
+        validate_config(cfg)
+
+
 def _check_results(out: pathlib.Path, quantized=False):
     res = json.loads((out / "results.json").read_text())
     assert 0.0 <= res["test_error"] <= 1.0 and res["compression"] >= 1.0
