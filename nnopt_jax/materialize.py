@@ -16,18 +16,16 @@ On other backends both functions are the identity (a conditional costs a
 host round trip for its predicate on GPUs), and so they are in programs
 split over several CPU devices: there the predicate of a sharded value is a
 collective, and many small collectives starved XLA:CPU's in-process
-rendezvous. A program traced inside :func:`split_over` knows how many
-devices it runs on; elsewhere any host with several devices counts as split.
+rendezvous (:func:`nnopt_jax.parallel.is_split`: a chunk traced for one
+device of several keeps its barriers).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-
 import jax
 import jax.numpy as jnp
 
+from nnopt_jax import parallel
 from nnopt_jax.types import Array
 
 
@@ -45,24 +43,8 @@ def _copy_vmap(axis_size, in_batched, x):
     return _copy(x), in_batched[0]
 
 
-_SPLIT: contextvars.ContextVar[bool | None] = contextvars.ContextVar("nnopt_split", default=None)
-
-
-@contextlib.contextmanager
-def split_over(n_devices: int):
-    """Traces inside it are of a program run on ``n_devices`` devices (barriers only for one)."""
-    token = _SPLIT.set(n_devices > 1)
-    try:
-        yield
-    finally:
-        _SPLIT.reset(token)
-
-
 def _barrier(x: Array) -> Array:
-    split = _SPLIT.get()
-    if split is None:
-        split = jax.device_count() > 1
-    if x.size == 0 or jax.default_backend() != "cpu" or split:
+    if x.size == 0 or jax.default_backend() != "cpu" or parallel.is_split():
         return x
     return _copy(x)
 

@@ -8,6 +8,8 @@ larger machine: XLA inserts the gradient all-reduce.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
 import sys
@@ -21,6 +23,33 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from nnopt_jax.types import PyTree
 
 DATA_AXIS = "data"
+
+
+_SPLIT: contextvars.ContextVar[bool | None] = contextvars.ContextVar("nnopt_split", default=None)
+
+
+@contextlib.contextmanager
+def split_over(n_devices: int):
+    """Marks what is traced inside as a program run on ``n_devices`` devices.
+
+    Code that lowers differently on one device and on several
+    (:mod:`nnopt_jax.materialize`'s fusion barriers, the layers' noise draws)
+    asks :func:`is_split`; ``training.make_train_chunk`` traces its chunk
+    inside this, so a chunk compiled for one device of several is traced as
+    a single-device program.
+    """
+    token = _SPLIT.set(n_devices > 1)
+    try:
+        yield
+    finally:
+        _SPLIT.reset(token)
+
+
+def is_split() -> bool:
+    """Whether the program being traced runs on several devices: as
+    :func:`split_over` says, else whether JAX has several devices."""
+    split = _SPLIT.get()
+    return jax.device_count() > 1 if split is None else split
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from nnopt_jax import cpu_layout, jax_cache, materialize, parallel
+from nnopt_jax import cpu_layout, jax_cache, parallel
 from nnopt_jax.config import (ConfigError, boolean, check_config, integer, one_of, optional,
                               real, text)
 from nnopt_jax.data.batching import batch_indices
@@ -118,7 +118,7 @@ def make_train_chunk(train_step, *, augment: Callable | None = None, mesh=None,
     n_devices = 1 if mesh is None else mesh.size
 
     def chunk(state, xs, ys):
-        with materialize.split_over(n_devices):  # fusion barriers only on one device
+        with parallel.split_over(n_devices):  # traced as a program on n_devices
             return run_steps(state, xs, ys)
 
     def run_steps(state, xs, ys):

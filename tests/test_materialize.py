@@ -33,7 +33,7 @@ def test_compiled_step_keeps_one_conditional_per_barrier_on_cpu():
 
 
 def test_split_over_several_devices_drops_the_barriers_and_one_device_keeps_them():
-    from nnopt_jax.materialize import split_over
+    from nnopt_jax.parallel import split_over
 
     x = jnp.ones((4, 8), jnp.float32)
 

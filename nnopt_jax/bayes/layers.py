@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from numpyro.distributions.kl import kl_divergence
 
+from nnopt_jax import parallel
 from nnopt_jax.bayes import kl as _kl
 from nnopt_jax.bayes import priors as _priors
 from nnopt_jax.materialize import materialize
@@ -47,9 +48,11 @@ def standard_normal(key, shape, dtype) -> Array:
     several times faster than the partitionable scheme's (LeNet-5 sparse VD
     draws 1.5 M normals per step, mostly after conv1). With several devices
     the partitionable scheme is kept, so that a sharded batch's noise is
-    generated where it lives. Either way the draw is a pure function of the key.
+    generated where it lives (:func:`nnopt_jax.parallel.is_split`: a chunk
+    traced for one device of several draws as on a single device). Either way
+    the draw is a pure function of the key.
     """
-    if jax.default_backend() == "cpu" and jax.device_count() == 1:
+    if jax.default_backend() == "cpu" and not parallel.is_split():
         with jax.threefry_partitionable(False):
             return jax.random.normal(key, shape, dtype)
     return jax.random.normal(key, shape, dtype)

@@ -166,3 +166,19 @@ def test_standard_normal_noise_is_standard_normal_and_a_function_of_the_key():
                                   jax.jit(lambda k: standard_normal(k, (200, 50), jnp.float32))(key))
     other = np.asarray(standard_normal(jax.random.key(6), (200, 50), jnp.float32)).ravel()
     assert abs(np.corrcoef(z, other)[0, 1]) < 0.05
+
+
+def test_the_noise_scheme_follows_the_programs_device_count():
+    """A chunk traced for one device (of several) draws with the single-device
+    scheme; one traced for several with the partitionable one."""
+    from nnopt_jax.bayes.layers import standard_normal
+    from nnopt_jax.parallel import split_over
+
+    key = jax.random.key(5)
+    draw = lambda: np.asarray(standard_normal(key, (64, 8), jnp.float32))
+    with split_over(1):
+        one = draw()
+    with split_over(2):
+        several = draw()
+    np.testing.assert_array_equal(one, draw())  # this process has one device
+    assert not np.array_equal(one, several)
