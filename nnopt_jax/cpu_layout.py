@@ -3,15 +3,16 @@
 On a CPU host JAX can run a training step on one device, with XLA's intra-op
 threads sharing each operation across the cores, or split each batch over one
 CPU device per core (the data-parallel mesh of :mod:`nnopt_jax.parallel`).
-Neither wins on every model. LeNet-5-Caffe steps, batch 100, ms per step, one
-process holding two CPU devices (2-core AMD EPYC, 2026-12-07, two rounds):
+Neither wins on every model. LeNet-5-Caffe steps, batch 100, ms per step as
+this module's probe measured them (2-core AMD EPYC, 2026-12-07, two runs of
+``benchmarks/lenet5_vs_torch.py --modes whole_machine``; docs/results.md):
 
 ==========  ==========  =============
 model       one device  data-parallel
 ==========  ==========  =============
-dense       31.6, 32.3  27.0, 24.8
-sparse VD   49.7, 50.3  57.2, 50.6
-VNQ         69.7, 56.7  71.8, 71.9
+dense       26.0, 27.6  23.4, 27.2
+sparse VD   46.4, 42.9  51.5, 49.1
+VNQ         52.3, 48.5  65.2, 61.7
 ==========  ==========  =============
 
 So the choice is measured for every run, on the run's own compiled step:
