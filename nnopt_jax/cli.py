@@ -38,7 +38,9 @@ EPILOG = textwrap.dedent("""\
     Every command has --help with an example. Errors print one line;
     NNOPT_DEBUG=1 shows the traceback. Multi-host runs
     (--distributed) wait NNOPT_DISTRIBUTED_TIMEOUT seconds (default 300) for the
-    coordinator at JAX_COORDINATOR_ADDRESS.
+    coordinator at JAX_COORDINATOR_ADDRESS. On a multi-core CPU, train and
+    compress time one device against data parallelism before a long run and
+    keep the faster (NNOPT_CPU_LAYOUT=intra_op|data_parallel to choose).
     """)
 
 

@@ -158,6 +158,14 @@ def test_bad_train_values_are_one_line_errors(override, message, tmp_path, capsy
     assert not out.exists(), "a refused run leaves nothing behind"
 
 
+def test_a_bad_cpu_layout_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NNOPT_CPU_LAYOUT", "threads")
+    out = tmp_path / "o"
+    assert main(["train", "--config", SMOKE, "--out", str(out), "--no-progress"]) == 2
+    assert "NNOPT_CPU_LAYOUT='threads' is not one of auto, intra_op, data_parallel" in _error_line(capsys)
+    assert not out.exists()
+
+
 def test_out_that_is_a_file_or_under_one(tmp_path, capsys):
     f = tmp_path / "file"
     f.write_text("x")
