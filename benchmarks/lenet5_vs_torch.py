@@ -82,7 +82,7 @@ def jax_step_time(model_name: str, steps: int, chunk: int, devices: int) -> tupl
     """Seconds and minor page faults per training step of nnopt_jax's LeNet-5 ``model_name``,
     and the layout probe's report. ``devices=-1``: as ``nnopt`` runs, one CPU device
     per core and the layout the probe of ``nnopt_jax.cpu_layout`` measures faster."""
-    if devices < 0:
+    if devices < 0:  # (a --compare-with checkout may predate cpu_layout)
         from nnopt_jax import cpu_layout
 
         cpu_layout.configure()  # before JAX starts
@@ -114,9 +114,7 @@ def jax_step_time(model_name: str, steps: int, chunk: int, devices: int) -> tupl
     build = lambda m: training.make_train_chunk(train_step, mesh=m, unroll=True)
     report = None
     if devices < 0:
-        from nnopt_jax import cpu_layout
-
-        mesh, run, report = cpu_layout.choose_mesh(build, state, np.asarray(xs), np.asarray(ys),
+        mesh, run, report = cpu_layout.choose_mesh(build, state, lambda: (np.asarray(xs), np.asarray(ys)),
                                                    batch_size=BATCH, steps=10**9)
     else:
         mesh = parallel.make_mesh() if devices > 1 else None

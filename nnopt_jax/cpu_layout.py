@@ -109,7 +109,7 @@ def _copy(tree: PyTree) -> PyTree:
     return jax.tree.map(jnp.copy, tree)
 
 
-def choose_mesh(build: Callable, state: PyTree, xs: np.ndarray, ys: np.ndarray, *,
+def choose_mesh(build: Callable, state: PyTree, batch: Callable[[], tuple[np.ndarray, np.ndarray]], *,
                 batch_size: int, steps: int, probe_steps: int = 30, min_steps: int | None = None,
                 clock: Callable[[], float] = time.perf_counter,
                 log: Callable[[str], None] | None = None):
@@ -119,7 +119,8 @@ def choose_mesh(build: Callable, state: PyTree, xs: np.ndarray, ys: np.ndarray, 
         build: ``build(mesh) -> chunk``, the run's compiled chunk
             (``training.make_train_chunk``) for a mesh.
         state: the run's state; it is copied, never advanced.
-        xs, ys: one chunk of host batches, ``(chunk, batch, ...)``.
+        batch: ``batch() -> (xs, ys)``, one chunk of host batches
+            ``(chunk, batch, ...)``; called only when a probe runs.
         batch_size: the global batch size.
         steps: steps the run has left to train.
         probe_steps: timed steps per layout, at least three chunks (the
@@ -151,25 +152,28 @@ def choose_mesh(build: Callable, state: PyTree, xs: np.ndarray, ys: np.ndarray, 
         return one, build(one), None
 
     t0 = clock()
+    xs, ys = batch()
     rounds = max(3, math.ceil(probe_steps / len(xs)))
     candidates = {"intra_op": one, "data_parallel": every}
-    runs = {}
+    chunks = {name: build(mesh) for name, mesh in candidates.items()}
+    states, batches = {}, {}
     for name, mesh in candidates.items():
-        chunk = build(mesh)
-        s = parallel.replicate(_copy(state), mesh)
-        x, y = parallel.shard_batch((xs, ys), mesh, axis=1)
-        s, m = chunk(s, x, y)  # compiles
-        jax.block_until_ready((s, m))
-        runs[name] = [chunk, s, x, y, []]
+        states[name] = parallel.replicate(_copy(state), mesh)
+        batches[name] = parallel.shard_batch((xs, ys), mesh, axis=1)
+
+    def run(name):  # one chunk on the copy; returns its seconds per step
+        t = clock()
+        states[name], metrics = chunks[name](states[name], *batches[name])
+        jax.block_until_ready((states[name], metrics))
+        return (clock() - t) / len(xs)
+
+    for name in candidates:
+        run(name)  # compiles
+    times = {name: [] for name in candidates}
     for _ in range(rounds):
-        for name, run in runs.items():
-            chunk, s, x, y, times = run
-            t = clock()
-            s, m = chunk(s, x, y)
-            jax.block_until_ready((s, m))
-            times.append((clock() - t) / len(xs))
-            run[1] = s
-    ms = {name: 1e3 * statistics.median(run[4]) for name, run in runs.items()}
+        for name in candidates:
+            times[name].append(run(name))
+    ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
     best = min(ms, key=lambda k: (ms[k], k != "intra_op"))  # a tie keeps one device
     report = {"layout": best, "devices": candidates[best].size,
               "ms_per_step": {k: round(v, 3) for k, v in ms.items()},
@@ -178,7 +182,7 @@ def choose_mesh(build: Callable, state: PyTree, xs: np.ndarray, ys: np.ndarray, 
               else f"data-parallel over {n_dev} CPU devices")
     (log or _stderr)(f"nnopt: training on {chosen} ({ms['intra_op']:.1f} ms/step on one device, "
                      f"{ms['data_parallel']:.1f} data-parallel; {ENV} overrides)")
-    return candidates[best], runs[best][0], report
+    return candidates[best], chunks[best], report
 
 
 def _stderr(message: str) -> None:

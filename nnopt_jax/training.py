@@ -303,9 +303,12 @@ def fit(
     train_step = make_train_step(loss_fn, tx)
     build = lambda m: make_train_chunk(train_step, augment=augment, mesh=m, unroll=unroll)
     if isinstance(mesh, str):  # "auto": measured on this run's own chunk
-        idx = batch_indices(n, batch_size, seed=seed, epoch=start // steps_per_epoch)[:chunk]
+        def first_chunk():
+            idx = batch_indices(n, batch_size, seed=seed, epoch=start // steps_per_epoch)[:chunk]
+            return x[idx], y[idx]
+
         mesh, train_chunk, report = cpu_layout.choose_mesh(
-            build, state, x[idx], y[idx], batch_size=batch_size, steps=total_steps - start)
+            build, state, first_chunk, batch_size=batch_size, steps=total_steps - start)
         _check_batch_divides(batch_size, mesh)
         if report is not None and out_dir is not None and jax.process_index() == 0:
             out_dir.mkdir(parents=True, exist_ok=True)

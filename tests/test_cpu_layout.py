@@ -86,7 +86,7 @@ CHOOSE = """
 
     out = {}
     for name, kw in {KWARGS}.items():
-        mesh, chunk, report = cpu_layout.choose_mesh(build, state, xs, ys, clock=lambda: now[0],
+        mesh, chunk, report = cpu_layout.choose_mesh(build, state, lambda: (xs, ys), clock=lambda: now[0],
                                                      log=lambda m: None, **kw)
         out[name] = {"devices": None if mesh is None else mesh.size, "report": report}
     after = jax.tree.map(np.asarray, jax.device_get(state.params))
