@@ -23,7 +23,9 @@ So the choice is measured for every run, on the run's own compiled step:
   the run's steps on a copy of its state, once on one device and once
   data-parallel, alternating, and keeps the faster. Runs shorter than
   :data:`PROBE_MIN_STEPS` steps are not probed and train on one device, as
-  does a batch that does not divide over the devices.
+  does a batch that does not divide over the devices. A resumed run keeps the
+  layout its first probe chose (``layout.json``), so that it continues with the
+  same noise draws and reduction order as an uninterrupted run.
 
 ``NNOPT_CPU_LAYOUT`` overrides the measurement: ``auto`` (default),
 ``intra_op`` (one device, no extra devices made) or ``data_parallel`` (every
@@ -33,7 +35,9 @@ device.
 
 from __future__ import annotations
 
+import json
 import math
+import pathlib
 import os
 import statistics
 import sys
@@ -104,6 +108,15 @@ def configure(*, cores: int | None = None) -> int | None:
     return cores
 
 
+def read_report(path: str | pathlib.Path) -> dict | None:
+    """A probe's report as :func:`choose_mesh` wrote it; ``None`` when missing or unreadable."""
+    try:
+        report = json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
 def _copy(tree: PyTree) -> PyTree:
     """Fresh buffers (the probed chunks donate their input state)."""
     return jax.tree.map(jnp.copy, tree)
@@ -111,7 +124,7 @@ def _copy(tree: PyTree) -> PyTree:
 
 def choose_mesh(build: Callable, state: PyTree, batch: Callable[[], tuple[np.ndarray, np.ndarray]], *,
                 batch_size: int, steps: int, probe_steps: int = 30, min_steps: int | None = None,
-                clock: Callable[[], float] = time.perf_counter,
+                previous: dict | None = None, clock: Callable[[], float] = time.perf_counter,
                 log: Callable[[str], None] | None = None):
     """The mesh a run of ``steps`` steps trains on, measured when it matters.
 
@@ -127,6 +140,9 @@ def choose_mesh(build: Callable, state: PyTree, batch: Callable[[], tuple[np.nda
             layouts alternate chunk by chunk; the median chunk counts).
         min_steps: runs with fewer ``steps`` are not probed (default
             :data:`PROBE_MIN_STEPS`).
+        previous: the report of this run's earlier probe (a resumed run's
+            ``layout.json``): its layout is kept, unprobed, when the device
+            count it names is still there.
         clock: the timer (tests pass a fake one).
         log: where the one-line decision of a probe goes (default stderr).
 
@@ -148,13 +164,18 @@ def choose_mesh(build: Callable, state: PyTree, batch: Callable[[], tuple[np.nda
         return every, build(every), None
     if layout == "intra_op" or not divides:
         return one, build(one), None
+    candidates = {"intra_op": one, "data_parallel": every}
+    kept = (previous or {}).get("layout")
+    if kept in candidates and previous.get("devices") == candidates[kept].size:
+        (log or _stderr)(f"nnopt: training on {_describe(kept, n_dev)}, as this run's probe "
+                         f"chose; {ENV} overrides")
+        return candidates[kept], build(candidates[kept]), None
     if steps < (PROBE_MIN_STEPS if min_steps is None else min_steps):
         return one, build(one), None
 
     t0 = clock()
     xs, ys = batch()
     rounds = max(3, math.ceil(probe_steps / len(xs)))
-    candidates = {"intra_op": one, "data_parallel": every}
     chunks = {name: build(mesh) for name, mesh in candidates.items()}
     states, batches = {}, {}
     for name, mesh in candidates.items():
@@ -178,11 +199,14 @@ def choose_mesh(build: Callable, state: PyTree, batch: Callable[[], tuple[np.nda
     report = {"layout": best, "devices": candidates[best].size,
               "ms_per_step": {k: round(v, 3) for k, v in ms.items()},
               "probe_s": round(clock() - t0, 3), "rounds": rounds}
-    chosen = ("one CPU device, intra-op threads" if best == "intra_op"
-              else f"data-parallel over {n_dev} CPU devices")
-    (log or _stderr)(f"nnopt: training on {chosen} ({ms['intra_op']:.1f} ms/step on one device, "
+    (log or _stderr)(f"nnopt: training on {_describe(best, n_dev)} ({ms['intra_op']:.1f} ms/step on one device, "
                      f"{ms['data_parallel']:.1f} data-parallel; {ENV} overrides)")
     return candidates[best], chunks[best], report
+
+
+def _describe(layout: str, n_dev: int) -> str:
+    return ("one CPU device, intra-op threads" if layout == "intra_op"
+            else f"data-parallel over {n_dev} CPU devices")
 
 
 def _stderr(message: str) -> None:

@@ -307,12 +307,15 @@ def fit(
             idx = batch_indices(n, batch_size, seed=seed, epoch=start // steps_per_epoch)[:chunk]
             return x[idx], y[idx]
 
+        layout_file = None if out_dir is None else out_dir / "layout.json"
+        previous = cpu_layout.read_report(layout_file) if start and layout_file else None
         mesh, train_chunk, report = cpu_layout.choose_mesh(
-            build, state, first_chunk, batch_size=batch_size, steps=total_steps - start)
+            build, state, first_chunk, batch_size=batch_size, steps=total_steps - start,
+            previous=previous)
         _check_batch_divides(batch_size, mesh)
         if report is not None and out_dir is not None and jax.process_index() == 0:
             out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "layout.json").write_text(json.dumps(report, indent=2) + "\n")
+            layout_file.write_text(json.dumps(report, indent=2) + "\n")
     else:
         train_chunk = build(mesh)
     if mesh is not None:

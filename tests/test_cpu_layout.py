@@ -128,6 +128,25 @@ def test_short_runs_odd_batches_and_the_environment_skip_the_probe():
         "devices": 2, "report": None}
 
 
+def test_a_resumed_run_keeps_the_layout_its_probe_chose():
+    cost = {1: 0.03, 2: 0.02}  # a new probe would choose data parallelism
+    long = dict(batch_size=8, steps=10_000)
+    out = _choose(cost, {"kept": dict(long, previous={"layout": "intra_op", "devices": 1}),
+                         "gone": dict(long, previous={"layout": "data_parallel", "devices": 4}),
+                         "junk": dict(long, previous={"layout": "gpu"})})
+    assert out["kept"] == {"devices": 1, "report": None}
+    assert out["gone"]["report"]["layout"] == "data_parallel"  # 4 devices are not there: probed
+    assert out["junk"]["report"]["layout"] == "data_parallel"
+
+
+def test_read_report_ignores_a_missing_or_corrupt_file(tmp_path):
+    assert cpu_layout.read_report(tmp_path / "layout.json") is None
+    (tmp_path / "layout.json").write_text("{not json")
+    assert cpu_layout.read_report(tmp_path / "layout.json") is None
+    (tmp_path / "layout.json").write_text('{"layout": "intra_op", "devices": 1}')
+    assert cpu_layout.read_report(tmp_path / "layout.json") == {"layout": "intra_op", "devices": 1}
+
+
 FIT = """
     import json, jax, numpy as np, optax
     from nnopt_jax import cpu_layout, training
@@ -148,6 +167,15 @@ FIT = """
                                    out_dir=OUT + "/" + str(len(out)), mesh=mesh,
                                    progress=False, steps_per_chunk=2)
         out[str(len(out))] = [float(np.sum(np.abs(l))) for l in jax.tree.leaves(state.params)]
+    # resumed for a fourth epoch: the layout its probe wrote is kept, not probed again
+    report = OUT + "/0/layout.json"
+    kept = dict(json.load(open(report)), layout="intra_op", devices=1, marker=True)
+    json.dump(kept, open(report, "w"))
+    cpu_layout.PROBE_MIN_STEPS = 1
+    training.fit(state, loss_fn=training.cross_entropy_loss(model), tx=tx, train_data=(x, y),
+                 batch_size=16, num_epochs=4, seed=0, out_dir=OUT + "/0", mesh="auto",
+                 resume=True, progress=False, steps_per_chunk=2)
+    out["kept"] = json.load(open(report)) == kept
     print(json.dumps(out))
 """
 
@@ -160,3 +188,4 @@ def test_fit_auto_probes_writes_layout_json_and_trains_as_either_layout(tmp_path
     assert not (tmp_path / "1" / "layout.json").exists()
     # the same training whichever layout won (data-parallel sums its gradient in another order)
     assert out["0"] == pytest.approx(out["1"], rel=1e-5)
+    assert out["kept"]
