@@ -19,7 +19,7 @@ from nnopt_jax.bayes import kl as _kl
 __all__ = [
     "iter_layers", "variational_masks", "deterministic_weights", "dense_weights",
     "quantize_params", "nearest_codebook", "layer_stats", "compression_ratio",
-    "make_results", "PAPER_RESULTS", "markdown_table", "init_levels",
+    "make_results", "PAPER_RESULTS", "markdown_table", "init_levels", "with_layer_from",
 ]
 
 
@@ -127,6 +127,25 @@ def quantize_params(params: Mapping, *, threshold: float = 3.0,
                 for k, v in p.items()}
 
     return rec(params, ""), info
+
+
+def with_layer_from(params: Mapping, other: Mapping, name: str) -> dict:
+    """``params`` with the layer ``name`` (a '/'-joined path) taken from ``other``.
+
+    With ``other`` from :func:`quantize_params`, this is the network with one
+    layer snapped and the rest as trained: evaluating it for every layer shows
+    which layer's snapping costs the accuracy.
+
+    Raises:
+        KeyError: ``name`` is not a layer of both trees.
+    """
+    def swap(p, o, path):
+        if not (isinstance(p, Mapping) and isinstance(o, Mapping) and path[0] in p and path[0] in o):
+            raise KeyError(f"no layer {name!r} in both parameter trees")
+        head = path[0]
+        return {**p, head: o[head] if len(path) == 1 else swap(p[head], o[head], path[1:])}
+
+    return swap(params, other, name.split("/"))
 
 
 def init_levels(params: Mapping, *, quantile: float = 0.9) -> dict:

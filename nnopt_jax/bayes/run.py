@@ -267,10 +267,12 @@ def _variational(run: _Run, method: str):
         qparams, info = compression.quantize_params(params, threshold=threshold,
                                                     outlier_factor=outlier_factor)
         q_ev = run.evaluate(model, qparams, model_state)
+        by_layer = {n: run.evaluate(model, compression.with_layer_from(params, qparams, n), model_state)["error"]
+                    for n in info}
         weights = compression.deterministic_weights(qparams, threshold=threshold)
         results = compression.make_results(
             q_ev["error"], weights, codebook={n: [-i["level"], 0.0, i["level"]] for n, i in info.items()}, bits=2,
-            test_error_before_quantization=ev["error"],
+            test_error_before_quantization=ev["error"], test_error_one_layer_snapped=by_layer,
             outliers={n: int(i["outliers"].size) for n, i in info.items()},
             outlier_factor=outlier_factor)
         exported = export.export_quantized(qparams, info, run.out / "export", arch=export_arch(cfg.model),
@@ -356,8 +358,9 @@ def compress(cfg, *, out_dir, resume: bool = False, overwrite: bool = False,
     run there (see :mod:`nnopt_jax.rundir`).
 
     Returns:
-      The results dict (as written to results.json) plus ``wall_time_s``,
-      ``epochs_run`` and ``export_bytes``.
+      The results dict (as written to results.json) plus ``wall_time_s``
+      (this call's), ``train_time_s`` (the sum of every epoch's time, those
+      of interrupted calls included), ``epochs_run`` and ``export_bytes``.
 
     Raises:
       ConfigError: an invalid config value (before any data is loaded).
@@ -388,6 +391,7 @@ def compress(cfg, *, out_dir, resume: bool = False, overwrite: bool = False,
     results.update({
         "method": method, "model": cfg.model.name, "dataset": cfg.data.name,
         "epochs_run": len(run.history), "wall_time_s": time.perf_counter() - t0,
+        "train_time_s": sum(r.get("epoch_time_s", 0.0) for r in run.history),
         "backend": jax.default_backend(), "devices": jax.device_count(),
     })
     if exported is not None:

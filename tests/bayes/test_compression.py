@@ -105,3 +105,14 @@ def test_quantize_params_keeps_outliers_beyond_k_levels():
     np.testing.assert_array_equal(info["fc"]["outliers"], theta[far])  # C order
     with pytest.raises(ValueError, match="outlier_factor must be > 1"):
         C.quantize_params(params, outlier_factor=1.0)
+
+
+def test_with_layer_from_swaps_one_nested_layer_only():
+    params = {"a": {"theta": 1.0}, "block": {"b": {"theta": 2.0}, "c": {"theta": 3.0}}}
+    other = {"a": {"theta": -1.0}, "block": {"b": {"theta": -2.0}, "c": {"theta": -3.0}}}
+    mixed = C.with_layer_from(params, other, "block/b")
+    assert mixed == {"a": {"theta": 1.0}, "block": {"b": {"theta": -2.0}, "c": {"theta": 3.0}}}
+    assert params["block"]["b"] == {"theta": 2.0}  # the inputs are not modified
+    assert C.with_layer_from(params, other, "a")["a"] == {"theta": -1.0}
+    with pytest.raises(KeyError, match="no layer 'block/d'"):
+        C.with_layer_from(params, other, "block/d")

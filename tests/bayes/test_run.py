@@ -103,6 +103,10 @@ def test_interrupted_vnq_run_resumes_to_the_same_results(tmp_path, monkeypatch):
             np.testing.assert_allclose(b[k], a[k], rtol=1e-6, err_msg=k)
     assert resumed["test_error"] == straight["test_error"]
     assert resumed["layers"] == straight["layers"] and resumed["codebook"] == straight["codebook"]
+    # the epochs of the interrupted call count in the run's training time
+    assert resumed["train_time_s"] == pytest.approx(sum(r["epoch_time_s"] for r in rows[1]))
+    by_layer = straight["test_error_one_layer_snapped"]  # one entry per quantised layer
+    assert set(by_layer) == set(straight["codebook"]) and all(0.0 <= e <= 1.0 for e in by_layer.values())
 
 
 def test_pruning_smoke_reaches_target_sparsity(tmp_path):
