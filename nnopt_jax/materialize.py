@@ -10,7 +10,8 @@ cell of a paper-configuration step at batch 32). ``lax.optimization_barrier``
 does not help: XLA:CPU removes it before fusion. A conditional does: its
 operands and results are buffers, so a value passed through an
 always-taken ``lax.cond`` is computed once. The copy costs one pass over the
-value.
+value; :func:`materialized` saves it by computing the value inside the
+conditional's branch, so the producer writes the result buffer itself.
 
 On other backends both functions are the identity (a conditional costs a
 host round trip for its predicate on GPUs), and so they are in programs
@@ -21,6 +22,8 @@ device of several keeps its barriers).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -43,10 +46,53 @@ def _copy_vmap(axis_size, in_batched, x):
     return _copy(x), in_batched[0]
 
 
+def _barred(x: Array) -> bool:
+    return x.size > 0 and jax.default_backend() == "cpu" and not parallel.is_split()
+
+
 def _barrier(x: Array) -> Array:
-    if x.size == 0 or jax.default_backend() != "cpu" or parallel.is_split():
-        return x
-    return _copy(x)
+    return _copy(x) if _barred(x) else x
+
+
+def _in_branch(fn, *args: Array):
+    """``fn(*args)`` as the result of an always-taken conditional whose branch runs ``fn``."""
+    shapes = jax.eval_shape(fn, *args)
+    head = jax.tree.leaves(args)[0].reshape(-1)[0]
+    always = (head == head) | jnp.isnan(head)  # true, but not foldable by XLA
+    return jax.lax.cond(always, fn, lambda *_: jax.tree.map(
+        lambda s: jnp.zeros(s.shape, s.dtype), shapes), *args)
+
+
+def materialized(fn, *args: Array) -> Array:
+    """``fn(*args)``, on CPU computed once and written to memory by ``fn`` itself.
+
+    The value is the result of an always-taken conditional whose branch runs
+    ``fn``, so XLA neither fuses ``fn`` into the value's consumers nor copies
+    the value into the barrier, as :func:`materialize` of a value computed
+    outside does. Its cotangent passes through :func:`materialize`, and the
+    backward pass differentiates ``fn`` again from ``args`` (so ``fn`` should
+    be cheap to recompute, e.g. elementwise). On other backends and in split
+    programs it is ``fn(*args)``.
+    """
+    if not _barred(jax.tree.leaves(args)[0]):
+        return fn(*args)
+    return _materialized(fn, *args)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _materialized(fn, *args):
+    return _in_branch(fn, *args)
+
+
+def _materialized_fwd(fn, *args):
+    return _in_branch(fn, *args), args
+
+
+def _materialized_bwd(fn, args, g):
+    return jax.vjp(fn, *args)[1](materialize(g))
+
+
+_materialized.defvjp(_materialized_fwd, _materialized_bwd)
 
 
 @jax.custom_vjp

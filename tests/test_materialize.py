@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnopt_jax.materialize import materialize, materialize_cotangent
+from nnopt_jax.materialize import materialize, materialize_cotangent, materialized
 
 
 def _f(barrier):
@@ -43,3 +43,27 @@ def test_split_over_several_devices_drops_the_barriers_and_one_device_keeps_them
 
     assert n_conditionals(1) == 2
     assert n_conditionals(2) == 0
+
+
+def _g(x, b):
+    return jnp.sum(jnp.sin(materialized(lambda u, v: u * u + v, x, b)) * x)
+
+
+def test_materialized_equals_its_function_in_value_and_gradient():
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(4, 8)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(8,)), jnp.float32)
+    np.testing.assert_array_equal(materialized(lambda u, v: u * u + v, x, b), x * x + b)
+    plain = lambda x, b: jnp.sum(jnp.sin(x * x + b) * x)
+    for got, want in zip(jax.grad(_g, argnums=(0, 1))(x, b), jax.grad(plain, argnums=(0, 1))(x, b)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_materialized_value_is_computed_in_its_branch_not_copied():
+    x, b = jnp.ones((4, 8), jnp.float32), jnp.ones((8,), jnp.float32)
+    hlo = jax.jit(jax.grad(_g)).lower(x, b).compile().as_text()
+    assert hlo.count("conditional(") == 2  # the value and its cotangent
+    value = jax.jit(lambda x, b: materialized(lambda u, v: u * u + v, x, b)).lower(x, b).compile().as_text()
+    assert value.count("conditional(") == 1 and " copy(" not in value
+    copied = jax.jit(lambda x, b: materialize(x * x + b)).lower(x, b).compile().as_text()
+    assert " copy(" in copied  # what materialize of a computed value costs

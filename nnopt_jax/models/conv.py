@@ -44,7 +44,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nnopt_jax.materialize import materialize
+from nnopt_jax.materialize import materialized
 from nnopt_jax.types import Array
 
 __all__ = ["conv2d", "lrt_conv2d", "Conv", "IMPLS"]
@@ -96,8 +96,9 @@ def _col2im(patch_grads: Array, kh: int, kw: int) -> Array:
     Returns:
       ``(n, h_out + kh - 1, w_out + kw - 1, c)``.
     """
-    rows = materialize(_shifted_sum([patch_grads[:, :, :, :, j, :] for j in range(kw)], axis=2))
-    return materialize(_shifted_sum([rows[:, :, :, i, :] for i in range(kh)], axis=1))
+    rows = materialized(lambda pg: _shifted_sum([pg[:, :, :, :, j, :] for j in range(kw)], axis=2),
+                        patch_grads)
+    return materialized(lambda r: _shifted_sum([r[:, :, :, i, :] for i in range(kh)], axis=1), rows)
 
 
 @jax.custom_vjp
@@ -144,8 +145,8 @@ def _col2im_t(patch_grads: Array, x_shape, kh: int, kw: int) -> Array:
     """Adjoint of :func:`_patches_t`: ``(kh kw c, n h_out w_out)`` to ``x_shape`` (NHWC)."""
     n, h, w, c = x_shape
     taps = patch_grads.reshape(kh, kw, c, n, h - kh + 1, w - kw + 1)
-    rows = materialize(jnp.stack([_shifted_sum([taps[i, j] for j in range(kw)], axis=3)
-                                  for i in range(kh)]))  # (kh, c, n, h_out, w)
+    rows = materialized(lambda t: jnp.stack([_shifted_sum([t[i, j] for j in range(kw)], axis=3)
+                                             for i in range(kh)]), taps)  # (kh, c, n, h_out, w)
     return jnp.moveaxis(_shifted_sum([rows[i] for i in range(kh)], axis=2), 0, -1)
 
 
@@ -162,7 +163,7 @@ def _lrt_conv_valid_bwd(res, cotangents):
     x, theta, var = res
     g_mean, g_var = cotangents
     kh, kw, _, c_out = theta.shape
-    p = materialize(_patches_t(x, kh, kw))  # (K, N), written once: p and p * p both read it
+    p = materialized(lambda v: _patches_t(v, kh, kw), x)  # (K, N), written once: p and p * p read it
     g_mean, g_var = g_mean.reshape(-1, c_out), g_var.reshape(-1, c_out)  # (N, c_out)
     d_theta = (p @ g_mean).reshape(theta.shape)
     d_var = ((p * p) @ g_var).reshape(var.shape)
