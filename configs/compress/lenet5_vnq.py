@@ -32,6 +32,7 @@ def get_config(variant: str = "default") -> Config:
     )
     cfg.train.pretrain_epochs = 5
     cfg.train.level_lr_factor = 0.01
+    cfg.train.level_quantile = 0.9  # the level a starts at this quantile of |theta| after pretraining
     cfg.train.warmup_start, cfg.train.warmup_end = 0, 15
     cfg.model.log_sigma2_init = -8.0
     if variant == "smoke":
