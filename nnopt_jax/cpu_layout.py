@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import json
 import math
-import pathlib
 import os
+import pathlib
 import statistics
 import sys
 import time

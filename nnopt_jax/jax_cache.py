@@ -46,8 +46,12 @@ def default_dir() -> pathlib.Path:
 
 def cache_dir() -> pathlib.Path | None:
     """The directory :func:`enable` would use, or ``None`` where it is turned off."""
+    return _cache_dir_now()[0]
+
+
+def _cache_dir_now() -> tuple[pathlib.Path | None, str]:
     return _cache_dir(os.environ.get(ENV, ""), os.environ.get("XDG_CACHE_HOME"),
-                      os.environ.get("HOME"))[0]
+                      os.environ.get("HOME"))
 
 
 @functools.lru_cache(maxsize=16)
@@ -161,8 +165,7 @@ class ExportedJit:
 
         # only beside this package's own cache: where the user chose JAX's cache
         # directory (or none), nothing is written anywhere else
-        root, root_str = _cache_dir(os.environ.get(ENV, ""), os.environ.get("XDG_CACHE_HOME"),
-                                    os.environ.get("HOME"))
+        root, root_str = _cache_dir_now()
         if root is None or jax.config.jax_compilation_cache_dir != root_str:
             return self._jit(*args, **static)
         # the process-local lookup is keyed cheaply; the file's key (a hash of

@@ -32,11 +32,15 @@ from nnopt_jax import parallel
 from nnopt_jax.types import Array
 
 
+def _always(x: Array) -> Array:
+    """True, from ``x``'s first element, so that XLA cannot fold the conditional away."""
+    first = x.reshape(-1)[0]
+    return (first == first) | jnp.isnan(first)
+
+
 @jax.custom_batching.custom_vmap
 def _copy(x: Array) -> Array:
-    first = x.reshape(-1)[0]
-    always = (first == first) | jnp.isnan(first)  # true, but not foldable by XLA
-    return jax.lax.cond(always, lambda v: v, jnp.zeros_like, x)
+    return jax.lax.cond(_always(x), lambda v: v, jnp.zeros_like, x)
 
 
 @_copy.def_vmap
@@ -57,9 +61,7 @@ def _barrier(x: Array) -> Array:
 def _in_branch(fn, *args: Array):
     """``fn(*args)`` as the result of an always-taken conditional whose branch runs ``fn``."""
     shapes = jax.eval_shape(fn, *args)
-    head = jax.tree.leaves(args)[0].reshape(-1)[0]
-    always = (head == head) | jnp.isnan(head)  # true, but not foldable by XLA
-    return jax.lax.cond(always, fn, lambda *_: jax.tree.map(
+    return jax.lax.cond(_always(jax.tree.leaves(args)[0]), fn, lambda *_: jax.tree.map(
         lambda s: jnp.zeros(s.shape, s.dtype), shapes), *args)
 
 
