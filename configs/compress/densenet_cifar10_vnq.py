@@ -25,7 +25,8 @@ def get_config(variant: str = "default") -> Config:
         data=dict(name="cifar10", data_dir=None, train_subset=0, test_subset=0),
         model=dict(name="densenet", threshold=3.0, growth=12, blocks=(8, 8, 8), log_sigma2_init=-8.0),
         train=dict(batch_size=64, num_epochs=150, learning_rate=1e-3, schedule="linear", warmup_start=0,
-                   warmup_end=15, pretrain_epochs=10, level_lr_factor=0.01, checkpoint_every=0),
+                   warmup_end=15, pretrain_epochs=10, level_lr_factor=0.01, funnel_clip=True,
+                   checkpoint_every=0),
         eval_batch_size=500,
         export=True,
         quantize=dict(outlier_factor=None),  # strict ternary, as the paper

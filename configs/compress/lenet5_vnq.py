@@ -2,7 +2,8 @@
 
 Pre-train 5 epochs (KL off), then 195 epochs with KL warm-up over the first 15,
 batch 128, Adam 1e-3 linearly to 0, codebook level a learned with a 100x smaller
-learning rate, log sigma^2 init -8 clipped to (-10, 1). After training: prune
+learning rate, log sigma^2 init -8 clipped to (-10, 1), theta clipped to the outer
+funnels (|theta| <= a + 0.223 sigma) and a >= 0.05 after every step. After training: prune
 log alpha >= 3, snap to {-a, 0, a} (2 bits). Paper: 0.73 % error, 28.3 % non-zero.
 
 Run (MNIST from ../shared/data/mnist):
@@ -33,6 +34,7 @@ def get_config(variant: str = "default") -> Config:
     cfg.train.pretrain_epochs = 5
     cfg.train.level_lr_factor = 0.01
     cfg.train.level_quantile = 0.9  # the level a starts at this quantile of |theta| after pretraining
+    cfg.train.funnel_clip = True  # paper sec. 4: |theta| <= a + sigma / sqrt(e^3), a >= 0.05, after every step
     cfg.train.warmup_start, cfg.train.warmup_end = 0, 15
     cfg.model.log_sigma2_init = -8.0
     if variant == "smoke":

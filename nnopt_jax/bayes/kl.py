@@ -31,6 +31,9 @@ VNQ_TAU = 0.075
 VNQ_REFERENCE_LEVEL = 0.2
 """Reference codebook level at which ``VNQ_TAU`` was fitted."""
 
+VNQ_LOG_SIGMA2_RANGE = (-10.0, 1.0)
+"""Range to which VNQ clips log sigma^2 (Achterhold et al. 2018, sec. 4)."""
+
 _EPS = 1e-8
 
 

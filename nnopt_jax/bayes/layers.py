@@ -36,7 +36,7 @@ from nnopt_jax.types import Array
 __all__ = ["VariationalDense", "VariationalConv", "weight_mask", "standard_normal", "LOG_SIGMA2_INIT"]
 
 LOG_SIGMA2_INIT = {"log_uniform": -10.0, "vnq": -8.0}
-VNQ_LOG_SIGMA2_RANGE = (-10.0, 1.0)
+VNQ_LOG_SIGMA2_RANGE = _kl.VNQ_LOG_SIGMA2_RANGE
 
 
 def standard_normal(key, shape, dtype) -> Array:

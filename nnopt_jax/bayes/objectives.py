@@ -11,13 +11,14 @@ global step, so they are computed inside jit.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
+from nnopt_jax.bayes.kl import VNQ_LOG_SIGMA2_RANGE
 from nnopt_jax.types import Array, Batch
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "linear_to_zero_schedule",
     "make_sgvlb_loss",
     "make_optimizer",
+    "vnq_funnel_projection",
     "cross_entropy",
 ]
 
@@ -74,28 +76,84 @@ def linear_to_zero_schedule(lr: float, *, steps_per_epoch: int, num_epochs: int)
     return optax.linear_schedule(lr, 0.0, max(num_epochs * steps_per_epoch, 1))
 
 
-def make_optimizer(schedule: optax.Schedule, *, level_lr_factor: float | None = None) -> optax.GradientTransformation:
+def make_optimizer(
+    schedule: optax.Schedule,
+    *,
+    level_lr_factor: float | None = None,
+    funnel_clip: bool = False,
+    threshold: float = 3.0,
+    level_min: float = 0.05,
+) -> optax.GradientTransformation:
     """Adam with ``schedule``; VNQ codebook levels ("level" params) get ``level_lr_factor`` x lr.
 
     Achterhold et al. (2018): the codebook level is learned with a 100x smaller
     learning rate (``level_lr_factor=0.01``), via :func:`optax.multi_transform`.
+    ``funnel_clip`` chains :func:`vnq_funnel_projection` after Adam (their sec. 4).
     """
     if level_lr_factor is None:
-        return optax.adam(schedule)
+        tx = optax.adam(schedule)
+    else:
 
-    def labels(params):
-        flat = jax.tree_util.tree_flatten_with_path(params)[0]
-        treedef = jax.tree_util.tree_structure(params)
-        names = [
-            "level" if getattr(path[-1], "key", None) == "level" else "weights"
-            for path, _ in flat
-        ]
-        return jax.tree_util.tree_unflatten(treedef, names)
+        def labels(params):
+            flat = jax.tree_util.tree_flatten_with_path(params)[0]
+            treedef = jax.tree_util.tree_structure(params)
+            names = [
+                "level" if getattr(path[-1], "key", None) == "level" else "weights"
+                for path, _ in flat
+            ]
+            return jax.tree_util.tree_unflatten(treedef, names)
 
-    level_schedule = lambda step: level_lr_factor * schedule(step)
-    return optax.multi_transform(
-        {"weights": optax.adam(schedule), "level": optax.adam(level_schedule)}, labels
-    )
+        level_schedule = lambda step: level_lr_factor * schedule(step)
+        tx = optax.multi_transform(
+            {"weights": optax.adam(schedule), "level": optax.adam(level_schedule)}, labels
+        )
+    if funnel_clip:
+        tx = optax.chain(tx, vnq_funnel_projection(threshold=threshold, level_min=level_min))
+    return tx
+
+
+def _project_vnq_layer(layer: dict, *, threshold: float, level_min: float) -> dict:
+    """One VNQ layer's parameters projected onto the funnels' range (see below)."""
+    level = jnp.maximum(jnp.abs(layer["level"]), level_min)
+    log_sigma2 = jnp.clip(layer["log_sigma2"], *VNQ_LOG_SIGMA2_RANGE)
+    bound = level + jnp.exp(0.5 * (log_sigma2 - threshold))  # a + sigma / sqrt(T_alpha)
+    return {**layer, "level": level.astype(layer["level"].dtype),
+            "theta": jnp.clip(layer["theta"], -bound, bound)}
+
+
+def vnq_funnel_projection(*, threshold: float = 3.0, level_min: float = 0.05) -> optax.GradientTransformation:
+    """Keeps every VNQ layer inside its outer funnels after each step.
+
+    Achterhold et al. (2018), sec. 4: theta is clipped to
+    [-(a + sigma / sqrt(T_alpha)), a + sigma / sqrt(T_alpha)] with
+    log T_alpha = ``threshold`` (3: a + 0.223 sigma), i.e. no weight lies
+    beyond the -a or +a funnel of the shifted log-alpha threshold, and the
+    codebook level is kept at |a| >= ``level_min`` (0.05) so that it cannot
+    collapse. (The paper's text prints "a <= 0.05"; the bound is read as a
+    floor because it follows the remark on collapsing levels, and the levels
+    learned on LeNet-5 lie at 0.09-0.19.)
+
+    A projection written as an update: it returns ``P(params + u) - params``,
+    so it must come last in a chain. Layers are the sub-dictionaries holding
+    ``theta``, ``log_sigma2`` and ``level``; other parameters pass unchanged.
+    """
+
+    def project(tree):
+        if isinstance(tree, Mapping):
+            if {"theta", "log_sigma2", "level"} <= set(tree):
+                layer = _project_vnq_layer(dict(tree), threshold=threshold, level_min=level_min)
+                return type(tree)(layer)
+            return type(tree)({k: project(v) for k, v in tree.items()})
+        return tree
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("vnq_funnel_projection needs the parameters: call tx.update(grads, state, params)")
+        stepped = jax.tree.map(jnp.add, params, updates)
+        projected = project(stepped)
+        return jax.tree.map(jnp.subtract, projected, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 
 
 def make_sgvlb_loss(

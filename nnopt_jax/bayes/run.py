@@ -140,6 +140,8 @@ RULES = {
     "train.warmup_start": real(0.0),
     "train.warmup_end": real(0.0),
     "train.level_quantile": real(0.0, 1.0, low_open=True, high_open=True),
+    "train.funnel_clip": boolean,
+    "train.level_min": real(0.0),
     "train.checkpoint_every": integer(0),
     "train.steps_per_chunk": integer(1),
     "model.conv_relu": boolean,
@@ -251,7 +253,12 @@ def _variational(run: _Run, method: str):
 
     epochs = int(cfg.train.num_epochs)
     sched = _schedule(cfg, run.steps_per_epoch, epochs)
-    tx = objectives.make_optimizer(sched, level_lr_factor=cfg.train.get("level_lr_factor") if method == "vnq" else None)
+    if method == "vnq":
+        tx = objectives.make_optimizer(sched, level_lr_factor=cfg.train.get("level_lr_factor"),
+                                       funnel_clip=bool(cfg.train.get("funnel_clip", False)), threshold=threshold,
+                                       level_min=float(cfg.train.get("level_min", 0.05)))
+    else:
+        tx = objectives.make_optimizer(sched)
     loss = objectives.make_sgvlb_loss(
         model, num_train=len(run.x_train), steps_per_epoch=run.steps_per_epoch,
         warmup=(float(cfg.train.get("warmup_start", 5)), float(cfg.train.get("warmup_end", 20))))
@@ -348,7 +355,8 @@ def compress(cfg, *, out_dir, resume: bool = False, overwrite: bool = False,
     data_dir, train_subset, test_subset), ``model`` (name: lenet300_100 | lenet5 |
     densenet, threshold, log_sigma2_init, ...), ``train`` (batch_size, num_epochs,
     learning_rate, schedule, warmup_start, warmup_end, pretrain_epochs,
-    level_lr_factor, checkpoint_every, steps_per_chunk, unroll), ``pruning`` (sparsity per layer, stages,
+    level_lr_factor, level_quantile, funnel_clip and level_min for VNQ, checkpoint_every,
+    steps_per_chunk, unroll), ``pruning`` (sparsity per layer, stages,
     retrain_epochs), ``seed``, ``export``, ``eval`` (:data:`EVAL_DEFAULTS`: uncertainty,
     uncertainty_samples, ood_dataset, dense_baseline), ``quantize`` (VNQ:
     outlier_factor, None for strict ternary).

@@ -1,4 +1,4 @@
-"""SGVLB, KL warm-up, learning-rate schedules and the VNQ level learning rate."""
+"""SGVLB, KL warm-up, learning-rate schedules, the VNQ level learning rate and funnel projection."""
 
 import jax
 import jax.numpy as jnp
@@ -42,3 +42,60 @@ def test_level_gets_hundredfold_smaller_learning_rate():
     # Adam's first step moves every parameter by lr * sign(g).
     np.testing.assert_allclose(np.asarray(updates["layer"]["theta"]), -1e-2, rtol=1e-3)
     np.testing.assert_allclose(float(updates["layer"]["level"]), -1e-4, rtol=1e-3)
+
+
+def _vnq_layer(rng, n=64):
+    return {
+        "theta": jnp.asarray(rng.normal(0.0, 0.3, n), jnp.float32),
+        "log_sigma2": jnp.asarray(rng.uniform(-12.0, 3.0, n), jnp.float32),  # beyond the clip range too
+        "level": jnp.float32(0.1),
+        "bias": jnp.asarray(rng.normal(0.0, 1.0, 4), jnp.float32),
+    }
+
+
+def test_funnel_projection_matches_numpy_bound():
+    rng = np.random.default_rng(0)
+    params = {"conv": _vnq_layer(rng), "dense": {"kernel": jnp.ones((3, 2))}}
+    updates = jax.tree.map(lambda p: jnp.asarray(rng.normal(0.0, 0.5, np.shape(p)), jnp.float32), params)
+    tx = O.vnq_funnel_projection(threshold=3.0, level_min=0.05)
+    out, _ = tx.update(updates, tx.init(params), params)
+    new = jax.tree.map(lambda p, u: np.asarray(p + u, np.float64), params, out)
+    stepped = jax.tree.map(lambda p, u: np.asarray(p, np.float64) + np.asarray(u, np.float64), params, updates)
+    c = stepped["conv"]
+    a = max(abs(c["level"]), 0.05)
+    sigma = np.sqrt(np.exp(np.clip(c["log_sigma2"], -10.0, 1.0)))
+    bound = a + sigma / np.sqrt(np.exp(3.0))  # the shifted log-alpha threshold: a + 0.223 sigma
+    np.testing.assert_allclose(new["conv"]["theta"], np.clip(c["theta"], -bound, bound), rtol=1e-5, atol=1e-6)
+    assert np.any(np.abs(c["theta"]) > bound) and np.any(np.abs(c["theta"]) < bound)  # both cases occur
+    np.testing.assert_allclose(new["conv"]["level"], a, rtol=1e-6)
+    for name in ("log_sigma2", "bias"):  # only theta and the level are projected
+        np.testing.assert_allclose(new["conv"][name], c[name], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(new["dense"]["kernel"], stepped["dense"]["kernel"], rtol=1e-6)
+
+
+def test_funnel_projection_keeps_level_floor_and_needs_params():
+    rng = np.random.default_rng(1)
+    params = {"layer": {**_vnq_layer(rng), "level": jnp.float32(-0.01)}}
+    tx = O.vnq_funnel_projection(level_min=0.05)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    out, _ = jax.jit(tx.update)(zeros, tx.init(params), params)
+    assert float(params["layer"]["level"] + out["layer"]["level"]) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="needs the parameters"):
+        tx.update(zeros, tx.init(params))
+
+
+def test_make_optimizer_chains_funnel_projection_after_adam():
+    params = {"layer": {"theta": jnp.array([0.0, 0.2, -0.2]), "log_sigma2": jnp.full(3, -10.0),
+                        "level": jnp.float32(0.1)}}
+    tx = O.make_optimizer(optax.constant_schedule(0.5), level_lr_factor=0.01, funnel_clip=True)
+    grads = {"layer": {"theta": jnp.array([-1.0, -1.0, 1.0]), "log_sigma2": jnp.zeros(3),
+                       "level": jnp.float32(0.0)}}
+    updates, _ = tx.update(grads, tx.init(params), params)
+    theta = np.asarray(params["layer"]["theta"] + updates["layer"]["theta"])
+    bound = 0.1 + np.exp(0.5 * (-10.0 - 3.0))
+    # Adam's first step moves theta by 0.5 * sign(-g), to 0.5, 0.7, -0.7: all beyond a + 0.223 sigma.
+    np.testing.assert_allclose(theta, [bound, bound, -bound], rtol=1e-5)
+    plain = O.make_optimizer(optax.constant_schedule(0.5), level_lr_factor=0.01)
+    raw, _ = plain.update(grads, plain.init(params), params)
+    np.testing.assert_allclose(np.asarray(params["layer"]["theta"] + raw["layer"]["theta"]), [0.5, 0.7, -0.7],
+                               rtol=1e-5)
