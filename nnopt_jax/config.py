@@ -177,13 +177,16 @@ def matches_any(key: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(key, p) or key.startswith(p + ".") for p in patterns)
 
 
-def config_diff(old: Any, new: Any,
-                may_change: Iterable[str] = ()) -> list[tuple[str, Any, Any]]:
+def config_diff(old: Any, new: Any, may_change: Iterable[str] = (),
+                old_defaults: Mapping[str, Any] | None = None) -> list[tuple[str, Any, Any]]:
     """``(dotted key, old value, new value)`` for every leaf of two nested configs
     that differs and is not in ``may_change``; a side that lacks the key has the
-    value :data:`ABSENT`."""
+    value :data:`ABSENT`, except that ``old`` lacking a key of ``old_defaults``
+    has that default (keys added after ``old`` was written, with the value it
+    implied)."""
     patterns = tuple(may_change)
     a, b = flatten(canonical(old)), flatten(canonical(new))
+    a = {**{k: v for k, v in canonical(dict(old_defaults or {})).items() if k in b}, **a}
     return [(k, a.get(k, ABSENT), b.get(k, ABSENT)) for k in sorted(set(a) | set(b))
             if not matches_any(k, patterns) and a.get(k, ABSENT) != b.get(k, ABSENT)]
 

@@ -37,7 +37,7 @@ import json
 import os
 import pathlib
 import shutil
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from nnopt_jax.config import canonical, config_diff, describe_diff, flatten, matches_any
 
@@ -93,7 +93,7 @@ def _read_json(path: pathlib.Path) -> Any:
 
 
 def _check_resume(out: pathlib.Path, config: Any, command: str,
-                  patterns: tuple[str, ...]) -> None:
+                  patterns: tuple[str, ...], added: Mapping[str, Any]) -> None:
     if not holds_run(out):
         what = "does not exist" if not out.exists() else "holds no run (no run.json)"
         raise RunDirError(f"nothing to resume: {out} {what}; run without --resume to "
@@ -112,7 +112,7 @@ def _check_resume(out: pathlib.Path, config: Any, command: str,
         raise RunDirError(f"cannot resume {out}: its {CONFIG_FILE} is missing or unreadable "
                           "and its fingerprint differs from this config; pass --overwrite "
                           "to discard the old run or choose another --out")
-    diff = config_diff(old, config, patterns)
+    diff = config_diff(old, config, patterns, old_defaults=added)
     if diff:
         raise RunDirError(
             f"cannot resume {out}: it holds a run with another config ({describe_diff(diff)}); "
@@ -121,13 +121,13 @@ def _check_resume(out: pathlib.Path, config: Any, command: str,
 
 
 def _check(out: pathlib.Path, config: Any, command: str, resume: bool, overwrite: bool,
-           patterns: tuple[str, ...]) -> None:
+           patterns: tuple[str, ...], added: Mapping[str, Any]) -> None:
     _check_path(out)
     if resume and overwrite:
         raise RunDirError("--resume continues the run in --out and --overwrite discards it; "
                           "pass only one of them")
     if resume:
-        _check_resume(out, config, command, patterns)
+        _check_resume(out, config, command, patterns, added)
         return
     if not out.is_dir() or not any(out.iterdir()):
         return
@@ -177,7 +177,8 @@ def _on_process_0(fn: Callable[[], None]) -> None:
 
 def check_run_dir(out_dir: str | os.PathLike, config: Any, *, command: str, resume: bool,
                   overwrite: bool = False,
-                  may_change: Iterable[str] = DEFAULT_MAY_CHANGE) -> pathlib.Path:
+                  may_change: Iterable[str] = DEFAULT_MAY_CHANGE,
+                  added_keys: Mapping[str, Any] | None = None) -> pathlib.Path:
     """Checks without writing that ``out_dir`` fits the run (see the module docstring);
     call it early, before loading data, and :func:`prepare_run_dir` just before training.
 
@@ -188,6 +189,8 @@ def check_run_dir(out_dir: str | os.PathLike, config: Any, *, command: str, resu
         resume: continue the run in ``out_dir``.
         overwrite: discard the run in ``out_dir`` (a fresh run only).
         may_change: dotted keys (``fnmatch`` patterns) a resumed run may change.
+        added_keys: dotted keys that later versions added to the config, with
+            the value a run recorded without them had (so that it still resumes).
 
     Returns:
         ``out_dir`` as a path.
@@ -198,13 +201,15 @@ def check_run_dir(out_dir: str | os.PathLike, config: Any, *, command: str, resu
     """
     out = pathlib.Path(out_dir)
     patterns = tuple(may_change)
-    _on_process_0(lambda: _check(out, config, command, resume, overwrite, patterns))
+    added = dict(added_keys or {})
+    _on_process_0(lambda: _check(out, config, command, resume, overwrite, patterns, added))
     return out
 
 
 def prepare_run_dir(out_dir: str | os.PathLike, config: Any, *, command: str, resume: bool,
                     overwrite: bool = False,
-                    may_change: Iterable[str] = DEFAULT_MAY_CHANGE) -> pathlib.Path:
+                    may_change: Iterable[str] = DEFAULT_MAY_CHANGE,
+                    added_keys: Mapping[str, Any] | None = None) -> pathlib.Path:
     """Checks ``out_dir`` like :func:`check_run_dir`, empties it when
     ``overwrite``, and writes ``config.json`` and ``run.json`` (process 0 only),
     so that a run killed from here on can be resumed.
@@ -217,9 +222,10 @@ def prepare_run_dir(out_dir: str | os.PathLike, config: Any, *, command: str, re
     """
     out = pathlib.Path(out_dir)
     patterns = tuple(may_change)
+    added = dict(added_keys or {})
 
     def prepare():
-        _check(out, config, command, resume, overwrite, patterns)
+        _check(out, config, command, resume, overwrite, patterns, added)
         if overwrite and out.is_dir():
             _clear(out)
         out.mkdir(parents=True, exist_ok=True)

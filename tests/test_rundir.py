@@ -131,3 +131,16 @@ def test_diff_and_fingerprint_see_tuples_as_lists_and_nesting():
     many = {f"k{i:02d}": i for i in range(10)}
     assert describe_diff(config_diff(many, {}), limit=2) == \
         "k00: 0 -> (absent), k01: 1 -> (absent) (and 8 more)"
+
+
+def test_resume_gives_a_run_without_an_added_key_that_key_s_old_value(tmp_path):
+    _prepare(tmp_path)  # recorded before the config had train.clip
+    added = {"train.clip": False}
+    with_old_value = _cfg(train__clip=False)
+    check_run_dir(tmp_path, with_old_value, command="train", resume=True, may_change=MAY, added_keys=added)
+    with pytest.raises(RunDirError, match=r"train.clip: False -> True"):
+        check_run_dir(tmp_path, _cfg(train__clip=True), command="train", resume=True, may_change=MAY,
+                      added_keys=added)
+    with pytest.raises(RunDirError, match=r"train.clip: \(absent\) -> False"):  # not declared as added
+        check_run_dir(tmp_path, with_old_value, command="train", resume=True, may_change=MAY)
+    assert config_diff({"a": 1}, {"a": 1}, old_defaults={"b": 2}) == []  # only keys the new side has

@@ -163,6 +163,9 @@ MAY_CHANGE_ON_RESUME = ("train.num_epochs", "train.checkpoint_every", "train.ste
                         "quantize")
 """Config keys a resumed ``nnopt compress`` may change."""
 
+ADDED_KEYS = {"train.funnel_clip": False, "train.level_min": 0.05}
+"""Config keys added after runs were recorded without them, with the value those runs had."""
+
 
 def validate_config(cfg) -> None:
     """Checks a :func:`compress` config before any data is loaded.
@@ -380,7 +383,7 @@ def compress(cfg, *, out_dir, resume: bool = False, overwrite: bool = False,
     validate_config(cfg)
     t0 = time.perf_counter()
     run_dir = dict(config=cfg, command="compress", resume=resume, overwrite=overwrite,
-                   may_change=MAY_CHANGE_ON_RESUME)
+                   may_change=MAY_CHANGE_ON_RESUME, added_keys=ADDED_KEYS)
     out = rundir.check_run_dir(out_dir, **run_dir)
     run = _Run(cfg, out, resume, progress)
     rundir.prepare_run_dir(out, **run_dir)
