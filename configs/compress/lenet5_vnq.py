@@ -8,6 +8,9 @@ log alpha >= 3, snap to {-a, 0, a} (2 bits). Paper: 0.73 % error, 28.3 % non-zer
 
 Run (MNIST from ../shared/data/mnist):
   NNOPT_DATA_DIR=../shared/data nnopt compress --config configs/compress/lenet5_vnq.py --out runs/compress/lenet5_vnq
+The same with the exact KL (the paper's windowed approximation plus its tabulated
+error, which favours +-a over 0; see nnopt_jax/bayes/vnq_kl_table.py):
+  NNOPT_DATA_DIR=../shared/data nnopt compress --config configs/compress/lenet5_vnq.py:tabulated --out runs/compress/lenet5_vnq_tabulated
 Smoke (seconds, used by the tests):
   nnopt compress --config configs/compress/lenet5_vnq.py:smoke --out runs/compress/lenet5_vnq_smoke
 """
@@ -39,6 +42,8 @@ def get_config(variant: str = "default") -> Config:
     cfg.model.log_sigma2_init = -8.0
     if variant == "smoke":
         cfg = smoke_variant(cfg, dataset="mnist")
+    elif variant == "tabulated":
+        cfg.model.vnq_kl = "tabulated"  # the windowed KL plus its tabulated error against the exact KL
     elif variant != "default":
-        raise ValueError(f"unknown variant {variant!r}; use 'default' or 'smoke'")
+        raise ValueError(f"unknown variant {variant!r}; use 'default', 'tabulated' or 'smoke'")
     return cfg

@@ -72,6 +72,7 @@ class _VariationalBase(nn.Module):
     mask_in_training: bool = False
     mask_noise: bool = True
     level_init: float = 0.2  # VNQ codebook level a
+    vnq_kl: str = "windowed"  # VNQ KL form: "windowed" (paper) | "tabulated" (corrected)
     use_bias: bool = True
     kernel_init: Any = nn.initializers.lecun_normal()
 
@@ -87,7 +88,7 @@ class _VariationalBase(nn.Module):
         if self.prior == "vnq":
             log_sigma2 = jnp.clip(log_sigma2, *VNQ_LOG_SIGMA2_RANGE)
             level = self.param("level", nn.initializers.constant(self.level_init), ())
-            prior = _priors.VNQPrior(jnp.abs(level))
+            prior = _priors.VNQPrior(jnp.abs(level), kl=self.vnq_kl)
         elif self.prior == "log_uniform":
             prior = _priors.LogUniform()
         elif isinstance(self.prior, dist.Distribution):

@@ -26,7 +26,7 @@ __all__ = ["VariationalMLP", "VariationalLeNet300100", "VariationalLeNet5", "Var
 def _layer_kwargs(m) -> dict:
     kw = dict(prior=m.prior, log_sigma2_init=m.log_sigma2_init, threshold=m.threshold,
               mask_in_training=m.mask_in_training, mask_noise=m.mask_noise,
-              level_init=m.level_init)
+              level_init=m.level_init, vnq_kl=m.vnq_kl)
     if m.init_std is not None:
         kw["kernel_init"] = nn.initializers.normal(stddev=m.init_std)
     return kw
@@ -40,6 +40,7 @@ class _VariationalModel(nn.Module):
     mask_in_training: bool = False
     mask_noise: bool = True
     level_init: float = 0.2
+    vnq_kl: str = "windowed"  # VNQ: "windowed" (Achterhold et al. eq. 16) | "tabulated" (corrected)
     init_std: float | None = None  # None: LeCun normal; the sparse-VD authors use N(0, 0.01^2)
 
 

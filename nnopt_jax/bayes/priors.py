@@ -65,16 +65,24 @@ class VNQPrior(dist.Distribution):
     """Improper multi-spike log-uniform prior at the codebook {-a, 0, a}.
 
     Achterhold et al. (2018), eq. (6): p(w) ∝ sum_c 1/|w - c|, with a learnable
-    level a (passed in; it is a parameter of the layer).
+    level a (passed in; it is a parameter of the layer). ``kl`` picks the KL
+    approximation: "windowed" (the paper's eq. 16, :func:`kl.kl_vnq`) or
+    "tabulated" (that plus its tabulated error against the exact KL,
+    :func:`kl.kl_vnq_tabulated`).
     """
 
     arg_constraints = {"level": constraints.positive}
     support = constraints.real
     reparametrized_params = ["level"]
+    KL_FORMS = ("windowed", "tabulated")
 
-    def __init__(self, level: Array | float = 0.2, *, tau: float = _kl.VNQ_TAU, validate_args=None):
+    def __init__(self, level: Array | float = 0.2, *, tau: float = _kl.VNQ_TAU, kl: str = "windowed",
+                 validate_args=None):
+        if kl not in self.KL_FORMS:
+            raise ValueError(f"unknown VNQ KL form {kl!r}; use one of {self.KL_FORMS}")
         self.level = jnp.asarray(level)
         self.tau = tau
+        self.kl = kl
         super().__init__(batch_shape=jnp.shape(self.level), validate_args=validate_args)
 
     @property
@@ -93,11 +101,11 @@ class VNQPrior(dist.Distribution):
         )
 
     def tree_flatten(self):
-        return (self.level,), (self.tau,)
+        return (self.level,), (self.tau, self.kl)
 
     @classmethod
     def tree_unflatten(cls, aux, params):
-        return cls(params[0], tau=aux[0])
+        return cls(params[0], tau=aux[0], kl=aux[1])
 
 
 class GaussianPosterior(dist.Normal):
@@ -141,7 +149,9 @@ def _kl_normal_log_uniform(q, p):
 
 @kl_divergence.register(dist.Normal, VNQPrior)
 def _kl_normal_vnq(q, p):
-    """Achterhold et al. (2018), sec. 3.2, elementwise."""
+    """Achterhold et al. (2018), sec. 3.2, elementwise (or its tabulated correction)."""
+    if p.kl == "tabulated":
+        return _kl.kl_vnq_tabulated(q.loc, _log_sigma2(q), p.level)
     return _kl.kl_vnq(q.loc, _log_sigma2(q), p.level, tau=p.tau)
 
 

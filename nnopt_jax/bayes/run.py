@@ -145,6 +145,7 @@ RULES = {
     "train.checkpoint_every": integer(0),
     "train.steps_per_chunk": integer(1),
     "model.conv_relu": boolean,
+    "model.vnq_kl": one_of("windowed", "tabulated"),
     "model.conv_init": optional(one_of("glorot_uniform")),
     "model.conv_mask_noise": optional(boolean),
     "pruning.retrain_epochs": integer(1),
@@ -163,7 +164,7 @@ MAY_CHANGE_ON_RESUME = ("train.num_epochs", "train.checkpoint_every", "train.ste
                         "quantize")
 """Config keys a resumed ``nnopt compress`` may change."""
 
-ADDED_KEYS = {"train.funnel_clip": False, "train.level_min": 0.05}
+ADDED_KEYS = {"train.funnel_clip": False, "train.level_min": 0.05, "model.vnq_kl": "windowed"}
 """Config keys added after runs were recorded without them, with the value those runs had."""
 
 

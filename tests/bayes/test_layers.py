@@ -111,9 +111,10 @@ def test_training_requires_noise_rng():
         layer.apply({"params": params}, jnp.ones((1, 3)), train=True)
 
 
-@pytest.mark.parametrize("prior", ["log_uniform", "vnq"])
+@pytest.mark.parametrize("prior", ["log_uniform", "vnq", "vnq_tabulated"])
 def test_layer_sows_its_kl(prior):
-    layer = VariationalDense(features=2, prior=prior)
+    kw = dict(prior="vnq", vnq_kl="tabulated") if prior == "vnq_tabulated" else dict(prior=prior)
+    layer = VariationalDense(features=2, **kw)
     variables = layer.init(jax.random.key(0), jnp.ones((1, 3)))
     params = variables["params"]
     assert float(params["log_sigma2"][0, 0]) == (-10.0 if prior == "log_uniform" else -8.0)
@@ -121,6 +122,8 @@ def test_layer_sows_its_kl(prior):
                           rngs={"noise": jax.random.key(1)}, mutable=["kl"])
     if prior == "vnq":
         expected = K.kl_vnq(params["theta"], params["log_sigma2"], params["level"]).sum()
+    elif prior == "vnq_tabulated":
+        expected = K.kl_vnq_tabulated(params["theta"], params["log_sigma2"], params["level"]).sum()
     else:
         expected = K.kl_log_uniform(params["theta"], params["log_sigma2"]).sum()
     np.testing.assert_allclose(float(total_kl(cols)), float(expected), rtol=1e-5)

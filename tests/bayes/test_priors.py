@@ -19,6 +19,10 @@ def test_registered_kl_matches_functions():
                                np.asarray(K.kl_log_uniform(theta, ls2)), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(kl_divergence(q, VNQPrior(0.2))),
                                np.asarray(K.kl_vnq(theta, ls2, 0.2)), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(kl_divergence(q, VNQPrior(0.2, kl="tabulated"))),
+                               np.asarray(K.kl_vnq_tabulated(theta, ls2, 0.2)), rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown VNQ KL form 'exact'"):
+        VNQPrior(0.2, kl="exact")
 
 
 def test_log_probs_and_improperness():
