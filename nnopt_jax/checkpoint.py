@@ -135,18 +135,19 @@ _UNRAISABLE_FILTER_ON = False
 
 
 def _is_aborted_read_report(record: logging.LogRecord) -> bool:
-    """Whether ``record`` is asyncio's "Task exception was never retrieved" for a
-    tensorstore read that an aborted orbax restore left behind."""
+    """Whether ``record`` is asyncio's "Task (or Future) exception was never
+    retrieved" for a tensorstore read that an aborted orbax restore left behind."""
     exc = record.exc_info[1] if record.exc_info else None
-    return (record.getMessage().startswith("Task exception was never retrieved")
+    first_line = record.getMessage().partition("\n")[0]
+    return (first_line.endswith("exception was never retrieved")
             and exc is not None and "tensorstore_spec" in str(exc))
 
 
 def _drop_closed_loop_errors() -> None:
     """Silences the reports of an aborted orbax read: the "Event loop is closed"
     RuntimeErrors that its tensorstore callbacks raise after orbax closed its
-    event loop (one per pending read), and asyncio's "Task exception was never
-    retrieved" log records of its failed reads, which the garbage collector
+    event loop (one per pending read), and asyncio's "Task/Future exception was
+    never retrieved" log records of its failed reads, which the garbage collector
     emits whenever it runs. Every other unraisable error and asyncio record
     still goes through. (After a restore that met unreadable steps, the
     "coroutine ... was never awaited" warnings of its abandoned reads are

@@ -66,6 +66,17 @@ def _abandoned_task_failing_with(exc_factory) -> None:
     gc.collect()
 
 
+def _abandoned_future_failing_with(exc) -> None:
+    """A bare future set to fail and dropped unread: asyncio reports it as
+    "Future exception was never retrieved" (tensorstore's reads are futures)."""
+    loop = asyncio.new_event_loop()
+    future = loop.create_future()
+    future.set_exception(exc)
+    loop.close()
+    del future
+    gc.collect()
+
+
 def _tensorstore_error(path: pathlib.Path) -> Exception:
     try:
         ts.open({"driver": "zarr", "kvstore": {"driver": "file", "path": str(path)}}).result()
@@ -75,8 +86,8 @@ def _tensorstore_error(path: pathlib.Path) -> Exception:
 
 
 def test_abandoned_tensorstore_reads_log_nothing(tmp_path, caplog):
-    """asyncio reports each abandoned failed read as "Task exception was never
-    retrieved" whenever the collector frees it (in a run: at a random later
+    """asyncio reports each abandoned failed read as "Task (or Future) exception
+    was never retrieved" whenever the collector frees it (in a run: at a random later
     moment, on stderr); once a restore ran, those reports are dropped and other
     asyncio reports are not."""
     save_checkpoint(tmp_path, _state(4), step=4)
@@ -84,9 +95,11 @@ def test_abandoned_tensorstore_reads_log_nothing(tmp_path, caplog):
     err = _tensorstore_error(tmp_path / "missing")
     with caplog.at_level(logging.ERROR, logger="asyncio"):
         _abandoned_task_failing_with(lambda: err)
+        _abandoned_future_failing_with(err)
         _abandoned_task_failing_with(lambda: ValueError("some other failure"))
+        _abandoned_future_failing_with(ValueError("another failure"))
     reports = [r for r in caplog.records if r.name == "asyncio"]
-    assert len(reports) == 1 and "some other failure" in str(reports[0].exc_info[1])
+    assert [str(r.exc_info[1]) for r in reports] == ["some other failure", "another failure"]
 
 
 def test_abandoned_coroutines_of_an_aborted_restore_do_not_warn(tmp_path):
