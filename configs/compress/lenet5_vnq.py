@@ -9,7 +9,8 @@ log alpha >= 3, snap to {-a, 0, a} (2 bits). Paper: 0.73 % error, 28.3 % non-zer
 Run (MNIST from ../shared/data/mnist):
   NNOPT_DATA_DIR=../shared/data nnopt compress --config configs/compress/lenet5_vnq.py --out runs/compress/lenet5_vnq
 The same with the exact KL (the paper's windowed approximation plus its tabulated
-error, which favours +-a over 0; see nnopt_jax/bayes/vnq_kl_table.py):
+error: the windowed form favours +-a over 0, the exact KL 0 over +-a; see
+nnopt_jax/bayes/vnq_kl_table.py):
   NNOPT_DATA_DIR=../shared/data nnopt compress --config configs/compress/lenet5_vnq.py:tabulated --out runs/compress/lenet5_vnq_tabulated
 Smoke (seconds, used by the tests):
   nnopt compress --config configs/compress/lenet5_vnq.py:smoke --out runs/compress/lenet5_vnq_smoke
