@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from scipy.stats import qmc
 
 
 def maximize(score: Callable[[jax.Array], jax.Array], candidates: jax.Array, *,
@@ -125,5 +124,7 @@ def maximize_exhaustive(score: Callable[[jax.Array], jax.Array], grid: jax.Array
 
 def sobol(n: int, dim: int, *, seed) -> np.ndarray:
     """``n`` scrambled Sobol points in ``[0, 1)^dim`` (n rounded up to a power of 2)."""
+    from scipy.stats import qmc  # imported on first use: scipy.stats takes ~0.4 s to import
+
     m = int(np.ceil(np.log2(max(n, 1))))
     return qmc.Sobol(dim, scramble=True, seed=np.random.default_rng(seed)).random_base2(m)[:n]

@@ -23,7 +23,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import special
 
 from nnopt_jax import jax_cache
 from nnopt_jax.hpo import gp, warping
@@ -377,6 +376,8 @@ class BayesianOptimizer(Optimizer):
         return out
 
     def _rf_ask(self, X, y, n, seen, rng, fantasies) -> list[dict[str, Any]]:
+        from scipy import special
+
         from nnopt_jax.hpo.forest import ForestSurrogate
 
         ys = self._transform(y)

@@ -35,16 +35,19 @@ parameters; the marginal-likelihood gradient is the closed form of R&W eq. 5.9.
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import tinygp
 from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import solve_triangular
+
+if TYPE_CHECKING:
+    import tinygp
 
 KERNELS = ("matern52", "matern32", "rbf")
 _MIN_LS, _MAX_LS = 1e-3, 1e3
@@ -73,14 +76,21 @@ class Posterior(NamedTuple):
     alpha: jax.Array  # (N,) K~^{-1} (y - c) m
 
 
-class _Masked(tinygp.kernels.Kernel):
-    """``k((x, m), (x', m')) = m m' k(x, x')``: padded rows get zero covariance."""
+@functools.lru_cache(maxsize=1)
+def _masked_kernel_class():
+    """``k((x, m), (x', m')) = m m' k(x, x')`` as a tinygp kernel: padded rows get
+    zero covariance. Built on first use: tinygp (and equinox under it) is only
+    the reference path's, and importing it costs a fresh process about 0.3 s."""
+    import tinygp
 
-    kernel: tinygp.kernels.Kernel
+    class Masked(tinygp.kernels.Kernel):
+        kernel: tinygp.kernels.Kernel
 
-    def evaluate(self, X1, X2):
-        (x1, m1), (x2, m2) = X1, X2
-        return m1 * m2 * self.kernel.evaluate(x1, x2)
+        def evaluate(self, X1, X2):
+            (x1, m1), (x2, m2) = X1, X2
+            return m1 * m2 * self.kernel.evaluate(x1, x2)
+
+    return Masked
 
 
 def padded_size(n: int, minimum: int = 64) -> int:
@@ -114,6 +124,8 @@ def n_lengthscales(dim: int, groups: tuple[int, ...] | None) -> int:
 def base_kernel(params: GPParams, kernel: str,
                 groups: tuple[int, ...] | None = None) -> tinygp.kernels.Kernel:
     """``s^2 * k(x / l, x' / l)`` for ``kernel`` in ``matern52 | matern32 | rbf``."""
+    import tinygp
+
     ls = lengthscales(params.log_ls, groups)
     if kernel == "matern52":
         k = tinygp.kernels.Matern52(distance=tinygp.kernels.distance.L2Distance())
@@ -134,8 +146,11 @@ def noise_variance(params: GPParams, min_noise: float) -> jax.Array:
 def make_gp(params: GPParams, X, mask, *, kernel: str, min_noise: float,
             groups: tuple[int, ...] | None = None):
     """The masked tinygp ``GaussianProcess`` over padded inputs."""
+    import tinygp
+
     diag = mask * noise_variance(params, min_noise) + (1.0 - mask)
-    return tinygp.GaussianProcess(_Masked(base_kernel(params, kernel, groups)), (X, mask),
+    masked = _masked_kernel_class()
+    return tinygp.GaussianProcess(masked(base_kernel(params, kernel, groups)), (X, mask),
                                   diag=diag,
                                   mean=0.0)
 

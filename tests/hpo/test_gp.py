@@ -175,3 +175,16 @@ def test_grouped_lengthscales_give_a_hamming_distance_per_categorical():
         fitted = gp.fit(jnp.asarray(X), jnp.asarray(y), jnp.asarray(m), init,
                         key=jax.random.key(0), n_restarts=1, n_steps=5, groups=groups)
         assert fitted.log_ls.shape == (2,)
+
+
+def test_importing_hpo_leaves_the_reference_libraries_unloaded():
+    """tinygp (with equinox) and scipy.stats cost a fresh process most of a second
+    to import; the BO's hot path needs neither, so ``import nnopt_jax.hpo`` does
+    not load them (the tinygp reference path and the Sobol design load them on use)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nnopt_jax.hpo; "
+            "print(sorted(m for m in ('tinygp', 'equinox', 'scipy.stats') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
