@@ -139,6 +139,7 @@ RULES = {
     "train.pretrain_learning_rate": real(0.0, low_open=True),
     "train.warmup_start": real(0.0),
     "train.warmup_end": real(0.0),
+    "train.level_lr_factor": real(0.0),  # 0 holds the level where it started
     "train.level_quantile": real(0.0, 1.0, low_open=True, high_open=True),
     "train.funnel_clip": boolean,
     "train.level_min": real(0.0),

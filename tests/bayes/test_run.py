@@ -59,6 +59,18 @@ def _check_results(out: pathlib.Path, quantized=False):
     return res
 
 
+def test_vnq_level_learning_rate_factor_is_checked():
+    from nnopt_jax.bayes.run import validate_config
+    from nnopt_jax.config import ConfigError
+
+    cfg = load_config(f"{CONFIGS / 'lenet5_vnq.py'}:smoke")
+    cfg.train.level_lr_factor = 0.0  # a level held where it started is valid
+    validate_config(cfg)
+    cfg.train.level_lr_factor = -0.01
+    with pytest.raises(ConfigError, match=r"train\.level_lr_factor=-0\.01 \(expected a finite number >= 0"):
+        validate_config(cfg)
+
+
 def test_sparse_vd_smoke_digits_writes_results_and_export(tmp_path):
     cfg = load_config(f"{CONFIGS / 'lenet300_svd'}.py:smoke")
     cfg.model.name = "mlp"  # a small variational MLP keeps the smoke fast
