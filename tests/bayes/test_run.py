@@ -120,6 +120,18 @@ def test_interrupted_vnq_run_resumes_to_the_same_results(tmp_path, monkeypatch):
     assert resumed["train_time_s"] == pytest.approx(sum(r["epoch_time_s"] for r in rows[1]))
     by_layer = straight["test_error_one_layer_snapped"]  # one entry per quantised layer
     assert set(by_layer) == set(straight["codebook"]) and all(0.0 <= e <= 1.0 for e in by_layer.values())
+    # experiments/vnq_inspect.py reads the same posterior back from the last checkpoint
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("vnq_inspect", CONFIGS.parents[1] / "experiments" / "vnq_inspect.py")
+    vnq_inspect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vnq_inspect)
+    report = vnq_inspect.inspect(tmp_path / "straight", [2.0, float(cfg.model.threshold)])
+    assert report["epoch"] == cfg.train.num_epochs
+    assert report["by_threshold"][float(cfg.model.threshold)]["error"] == straight["test_error"]
+    assert {n: r["error_only_this_layer_snapped"] for n, r in report["layers"].items()} == by_layer
+    assert {n: r["level"] for n, r in report["layers"].items()} == pytest.approx(
+        {n: c[2] for n, c in straight["codebook"].items()})
 
 
 def test_pruning_smoke_reaches_target_sparsity(tmp_path):
