@@ -23,19 +23,16 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
+from numpyro.distributions.kl import kl_divergence
 
 from nnopt_jax import training
-from nnopt_jax.bayes import compression, objectives
+from nnopt_jax.bayes import compression
 from nnopt_jax.bayes import run as compress_run
 from nnopt_jax.bayes.models import get_model
+from nnopt_jax.bayes.priors import VNQPrior
 from nnopt_jax.checkpoint import restore_checkpoint
 from nnopt_jax.config import Config
-
-
-def _kl_fn(cfg):
-    from nnopt_jax.bayes import kl
-
-    return kl.kl_vnq_tabulated if cfg.model.get("vnq_kl", "windowed") == "tabulated" else kl.kl_vnq
 
 
 def restore_main_stage(out: pathlib.Path):
@@ -53,10 +50,7 @@ def restore_main_stage(out: pathlib.Path):
     params = compression.init_levels(variables["params"], quantile=0.9)  # shapes only
     model_state = {k: v for k, v in variables.items() if k not in ("params", "kl")}
     sched = compress_run._schedule(cfg, run.steps_per_epoch, int(cfg.train.num_epochs))
-    tx = objectives.make_optimizer(sched, level_lr_factor=cfg.train.get("level_lr_factor"),
-                                   funnel_clip=bool(cfg.train.get("funnel_clip", False)),
-                                   threshold=float(cfg.model.get("threshold", 3.0)),
-                                   level_min=float(cfg.train.get("level_min", 0.05)))
+    tx = compress_run._vnq_optimizer(cfg, sched)
     like = training.init_train_state(params, tx, key=train_key, model_state=model_state)
     state, step = restore_checkpoint(out / "stage_main" / "checkpoints", like)
     params, model_state = jax.device_get((state.params, state.model_state))
@@ -65,9 +59,10 @@ def restore_main_stage(out: pathlib.Path):
 
 def inspect(out: pathlib.Path, thresholds: list[float]) -> dict:
     cfg, run, model, params, model_state, epoch = restore_main_stage(out)
-    kl_fn = _kl_fn(cfg)
+    kl_form = cfg.model.get("vnq_kl", "windowed")
     threshold = float(cfg.model.get("threshold", 3.0))
     qparams, info = compression.quantize_params(params, threshold=threshold, outlier_factor=None)
+    quantized = dict(compression.iter_layers(qparams))
     layers = {}
     for name, layer in compression.iter_layers(params):
         if name not in info:
@@ -75,8 +70,9 @@ def inspect(out: pathlib.Path, thresholds: list[float]) -> dict:
         a = float(info[name]["level"])
         theta = np.asarray(layer["theta"])
         u = np.abs(theta).ravel() / a
-        snapped = np.asarray(dict(compression.iter_layers(qparams))[name]["theta"]).ravel()
-        level_grad = jax.grad(lambda lv: jnp.sum(kl_fn(jnp.asarray(theta), jnp.asarray(layer["log_sigma2"]), lv)))
+        snapped = np.asarray(quantized[name]["theta"]).ravel()
+        posterior = dist.Normal(jnp.asarray(theta), jnp.exp(0.5 * jnp.asarray(layer["log_sigma2"])))
+        level_grad = jax.grad(lambda lv: jnp.sum(kl_divergence(posterior, VNQPrior(lv, kl=kl_form))))
         layers[name] = {
             "size": int(theta.size), "level": a, "zero_share": float(np.mean(snapped == 0)),
             "within_0.1a": float(np.mean((u < 0.1) | (np.abs(u - 1) < 0.1))),

@@ -230,6 +230,14 @@ class _Run:
         return state
 
 
+def _vnq_optimizer(cfg, schedule: optax.Schedule) -> optax.GradientTransformation:
+    """The KL stage's optimiser of a VNQ config: Adam, the level's factor, the funnel clip."""
+    return objectives.make_optimizer(schedule, level_lr_factor=cfg.train.get("level_lr_factor"),
+                                     funnel_clip=bool(cfg.train.get("funnel_clip", False)),
+                                     threshold=float(cfg.model.get("threshold", 3.0)),
+                                     level_min=float(cfg.train.get("level_min", 0.05)))
+
+
 def _variational(run: _Run, method: str):
     cfg = run.cfg
     prior = "vnq" if method == "vnq" else "log_uniform"
@@ -259,9 +267,7 @@ def _variational(run: _Run, method: str):
     epochs = int(cfg.train.num_epochs)
     sched = _schedule(cfg, run.steps_per_epoch, epochs)
     if method == "vnq":
-        tx = objectives.make_optimizer(sched, level_lr_factor=cfg.train.get("level_lr_factor"),
-                                       funnel_clip=bool(cfg.train.get("funnel_clip", False)), threshold=threshold,
-                                       level_min=float(cfg.train.get("level_min", 0.05)))
+        tx = _vnq_optimizer(cfg, sched)
     else:
         tx = objectives.make_optimizer(sched)
     loss = objectives.make_sgvlb_loss(
