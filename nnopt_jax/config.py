@@ -118,6 +118,8 @@ def _coerce(key: str, value: Any, old: Any) -> Any:
             raise ConfigError(f"override {key}={value!r}: too large for a float") from None
     elif isinstance(old, (list, tuple)) and isinstance(value, (list, tuple)):
         return type(old)(value)
+    elif isinstance(old, dict) and isinstance(value, dict):
+        return type(old)(value)  # e.g. --set "train.level_quantile_by_layer={'conv1': 0.9}"
     raise ConfigError(f"override {key}={value!r}: expected a value of type "
                       f"{type(old).__name__} (current value {old!r})")
 
@@ -285,6 +287,15 @@ def sequence_of(check: Check, *, min_len: int = 0) -> Check:
             return None
         return f"a list of at least {min_len} values, each {check(_MISSING)}"
     return seq
+
+
+def mapping_of(check: Check) -> Check:
+    """A dict from names (strings) to values that pass ``check``."""
+    def mapping(value):
+        if isinstance(value, dict) and all(isinstance(k, str) and check(v) is None for k, v in value.items()):
+            return None
+        return f"a dict from layer names to values, each {check(_MISSING)}"
+    return mapping
 
 
 def _bounds_text(low, high, *, low_open: bool, high_open: bool) -> str:

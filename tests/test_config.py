@@ -42,6 +42,8 @@ def test_overrides_parse_and_keep_types():
     assert out.train.widths == [3, 4] and out.name == "relu"
     assert cfg.train.lr == 0.1, "overrides must not mutate the input"
     assert apply_overrides(cfg, ["train.lr=1"]).train.lr == 1.0  # int widens to float
+    per_layer = apply_overrides(Config(train=dict(by_layer={})), ["train.by_layer={'conv1': 0.9}"])
+    assert per_layer.train.by_layer == {"conv1": 0.9} and isinstance(per_layer.train.by_layer, Config)
 
 
 @pytest.mark.parametrize("override,match", [

@@ -148,17 +148,38 @@ def with_layer_from(params: Mapping, other: Mapping, name: str) -> dict:
     return swap(params, other, name.split("/"))
 
 
-def init_levels(params: Mapping, *, quantile: float = 0.9) -> dict:
-    """Sets each VNQ layer's level a to a quantile of |theta| (after pre-training)."""
+def init_levels(params: Mapping, *, quantile: float = 0.9,
+                quantile_by_layer: Mapping[str, float] | None = None) -> dict:
+    """Sets each VNQ layer's level a to a quantile of |theta| (after pre-training).
 
-    def rec(p):
+    ``quantile_by_layer`` maps a layer's name (as :func:`iter_layers` names it) to
+    its own quantile; the others use ``quantile``.
+
+    Raises:
+        ValueError: ``quantile_by_layer`` names a layer that is not a VNQ layer.
+    """
+    by_layer = dict(quantile_by_layer or {})
+    check_vnq_layer_names(params, by_layer, what="quantile_by_layer")
+
+    def rec(p, prefix):
         if "theta" in p and "level" in p:
             q = dict(p)
-            q["level"] = jnp.asarray(np.quantile(np.abs(np.asarray(p["theta"])), quantile), jnp.float32)
+            level = np.quantile(np.abs(np.asarray(p["theta"])), by_layer.get(prefix, quantile))
+            q["level"] = jnp.asarray(level, jnp.float32)
             return q
-        return {k: rec(v) if isinstance(v, Mapping) else v for k, v in p.items()}
+        return {k: rec(v, f"{prefix}/{k}" if prefix else str(k)) if isinstance(v, Mapping) else v
+                for k, v in p.items()}
 
-    return rec(params)
+    return rec(params, "")
+
+
+def check_vnq_layer_names(params: Mapping, names, *, what: str) -> None:
+    """Raises a ValueError naming the VNQ layers if ``names`` holds one that is not."""
+    layers = [n for n, p in iter_layers(params) if "level" in p]
+    unknown = sorted(set(names) - set(layers))
+    if unknown:
+        raise ValueError(f"{what} names {', '.join(map(repr, unknown))}, which the model has no VNQ "
+                         f"layer of; its VNQ layers are {', '.join(map(repr, layers))}")
 
 
 def layer_stats(weights: Mapping[str, np.ndarray]) -> list[dict]:

@@ -80,6 +80,7 @@ def make_optimizer(
     schedule: optax.Schedule,
     *,
     level_lr_factor: float | None = None,
+    level_lr_factor_by_layer: Mapping[str, float] | None = None,
     funnel_clip: bool = False,
     threshold: float = 3.0,
     level_min: float = 0.05,
@@ -88,28 +89,38 @@ def make_optimizer(
 
     Achterhold et al. (2018): the codebook level is learned with a 100x smaller
     learning rate (``level_lr_factor=0.01``), via :func:`optax.multi_transform`.
+    ``level_lr_factor_by_layer`` maps a layer's name (as
+    :func:`nnopt_jax.bayes.compression.iter_layers` names it, e.g. ``"conv1"``) to
+    its own factor; 0 holds that layer's level where it starts.
     ``funnel_clip`` chains :func:`vnq_funnel_projection` after Adam (their sec. 4).
     """
-    if level_lr_factor is None:
+    by_layer = dict(level_lr_factor_by_layer or {})
+    if level_lr_factor is None and not by_layer:
         tx = optax.adam(schedule)
     else:
+        default = 1.0 if level_lr_factor is None else float(level_lr_factor)
 
         def labels(params):
-            flat = jax.tree_util.tree_flatten_with_path(params)[0]
-            treedef = jax.tree_util.tree_structure(params)
-            names = [
-                "level" if getattr(path[-1], "key", None) == "level" else "weights"
-                for path, _ in flat
-            ]
+            flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+            names = [_level_label(path, by_layer) for path, _ in flat]
             return jax.tree_util.tree_unflatten(treedef, names)
 
-        level_schedule = lambda step: level_lr_factor * schedule(step)
-        tx = optax.multi_transform(
-            {"weights": optax.adam(schedule), "level": optax.adam(level_schedule)}, labels
-        )
+        scaled = lambda factor: optax.adam(lambda step: factor * schedule(step))
+        transforms = {"weights": optax.adam(schedule), "level": scaled(default)}
+        transforms.update({f"level:{name}": scaled(float(f)) for name, f in by_layer.items()})
+        tx = optax.multi_transform(transforms, labels)
     if funnel_clip:
         tx = optax.chain(tx, vnq_funnel_projection(threshold=threshold, level_min=level_min))
     return tx
+
+
+def _level_label(path, by_layer: Mapping[str, float]) -> str:
+    """``make_optimizer``'s label of one parameter: weights, a level, or a named layer's level."""
+    keys = [str(getattr(k, "key", k)) for k in path]
+    if keys[-1] != "level":
+        return "weights"
+    layer = "/".join(keys[:-1])
+    return f"level:{layer}" if layer in by_layer else "level"
 
 
 def _project_vnq_layer(layer: dict, *, threshold: float, level_min: float) -> dict:

@@ -26,7 +26,7 @@ import optax
 from nnopt_jax.bayes import compression, export, objectives, pruning
 from nnopt_jax.bayes.models import export_arch, get_model
 from nnopt_jax import rundir, training
-from nnopt_jax.config import (Config, ConfigError, boolean, check_config, integer, one_of,
+from nnopt_jax.config import (Config, ConfigError, boolean, check_config, integer, mapping_of, one_of,
                               optional, real, sequence_of, text)
 
 __all__ = ["compress", "METHODS", "smoke_variant", "validate_config", "MAY_CHANGE_ON_RESUME",
@@ -141,6 +141,8 @@ RULES = {
     "train.warmup_end": real(0.0),
     "train.level_lr_factor": real(0.0),  # 0 holds the level where it started
     "train.level_quantile": real(0.0, 1.0, low_open=True, high_open=True),
+    "train.level_lr_factor_by_layer": mapping_of(real(0.0)),  # e.g. {"conv1": 0.01}
+    "train.level_quantile_by_layer": mapping_of(real(0.0, 1.0, low_open=True, high_open=True)),
     "train.funnel_clip": boolean,
     "train.level_min": real(0.0),
     "train.checkpoint_every": integer(0),
@@ -165,7 +167,8 @@ MAY_CHANGE_ON_RESUME = ("train.num_epochs", "train.checkpoint_every", "train.ste
                         "quantize")
 """Config keys a resumed ``nnopt compress`` may change."""
 
-ADDED_KEYS = {"train.funnel_clip": False, "train.level_min": 0.05, "model.vnq_kl": "windowed"}
+ADDED_KEYS = {"train.funnel_clip": False, "train.level_min": 0.05, "model.vnq_kl": "windowed",
+              "train.level_lr_factor_by_layer": {}, "train.level_quantile_by_layer": {}}
 """Config keys added after runs were recorded without them, with the value those runs had."""
 
 
@@ -233,6 +236,7 @@ class _Run:
 def _vnq_optimizer(cfg, schedule: optax.Schedule) -> optax.GradientTransformation:
     """The KL stage's optimiser of a VNQ config: Adam, the level's factor, the funnel clip."""
     return objectives.make_optimizer(schedule, level_lr_factor=cfg.train.get("level_lr_factor"),
+                                     level_lr_factor_by_layer=cfg.train.get("level_lr_factor_by_layer"),
                                      funnel_clip=bool(cfg.train.get("funnel_clip", False)),
                                      threshold=float(cfg.model.get("threshold", 3.0)),
                                      level_min=float(cfg.train.get("level_min", 0.05)))
@@ -262,7 +266,10 @@ def _variational(run: _Run, method: str):
                         weights_fn=weights_fn)
         params, model_state = jax.device_get((state.params, state.model_state))
         if method == "vnq":
-            params = compression.init_levels(params, quantile=float(cfg.train.get("level_quantile", 0.9)))
+            params = compression.init_levels(params, quantile=float(cfg.train.get("level_quantile", 0.9)),
+                                             quantile_by_layer=cfg.train.get("level_quantile_by_layer"))
+            compression.check_vnq_layer_names(params, cfg.train.get("level_lr_factor_by_layer") or {},
+                                              what="train.level_lr_factor_by_layer")
 
     epochs = int(cfg.train.num_epochs)
     sched = _schedule(cfg, run.steps_per_epoch, epochs)
@@ -366,7 +373,8 @@ def compress(cfg, *, out_dir, resume: bool = False, overwrite: bool = False,
     data_dir, train_subset, test_subset), ``model`` (name: lenet300_100 | lenet5 |
     densenet, threshold, log_sigma2_init, ...), ``train`` (batch_size, num_epochs,
     learning_rate, schedule, warmup_start, warmup_end, pretrain_epochs,
-    level_lr_factor, level_quantile, funnel_clip and level_min for VNQ, checkpoint_every,
+    level_lr_factor, level_quantile (and their per-layer dicts level_lr_factor_by_layer,
+    level_quantile_by_layer), funnel_clip and level_min for VNQ, checkpoint_every,
     steps_per_chunk, unroll), ``pruning`` (sparsity per layer, stages,
     retrain_epochs), ``seed``, ``export``, ``eval`` (:data:`EVAL_DEFAULTS`: uncertainty,
     uncertainty_samples, ood_dataset, dense_baseline), ``quantize`` (VNQ:

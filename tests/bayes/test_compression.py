@@ -116,3 +116,16 @@ def test_with_layer_from_swaps_one_nested_layer_only():
     assert C.with_layer_from(params, other, "a")["a"] == {"theta": -1.0}
     with pytest.raises(KeyError, match="no layer 'block/d'"):
         C.with_layer_from(params, other, "block/d")
+
+
+def test_init_levels_uses_each_layers_quantile():
+    rng = np.random.default_rng(0)
+    params = {name: {"theta": jnp.asarray(rng.normal(size=(n,)), jnp.float32), "level": jnp.float32(0.0),
+                     "log_sigma2": jnp.zeros(n)} for name, n in (("conv1", 500), ("fc1", 4000))}
+    params["head"] = {"kernel": jnp.ones((2, 2))}
+    out = C.init_levels(params, quantile=0.99, quantile_by_layer={"conv1": 0.9})
+    for name, q in (("conv1", 0.9), ("fc1", 0.99)):
+        want = np.quantile(np.abs(np.asarray(params[name]["theta"], np.float64)), q)
+        np.testing.assert_allclose(float(out[name]["level"]), want, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"'conv3'.*VNQ layers are 'conv1', 'fc1'"):
+        C.init_levels(params, quantile=0.9, quantile_by_layer={"conv3": 0.5})

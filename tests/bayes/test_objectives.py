@@ -44,6 +44,19 @@ def test_level_gets_hundredfold_smaller_learning_rate():
     np.testing.assert_allclose(float(updates["layer"]["level"]), -1e-4, rtol=1e-3)
 
 
+def test_per_layer_level_factors_hold_or_scale_each_level():
+    params = {name: {"theta": jnp.ones(3), "level": jnp.float32(0.2)} for name in ("conv1", "fc1", "fc2")}
+    tx = O.make_optimizer(optax.constant_schedule(1e-2), level_lr_factor=0.0,
+                          level_lr_factor_by_layer={"conv1": 0.01, "fc2": 0.5})
+    grads = jax.tree.map(jnp.ones_like, params)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    for name in params:  # the weights keep the full rate
+        np.testing.assert_allclose(np.asarray(updates[name]["theta"]), -1e-2, rtol=1e-3)
+    np.testing.assert_allclose(float(updates["conv1"]["level"]), -1e-4, rtol=1e-3)
+    assert float(updates["fc1"]["level"]) == 0.0  # the default 0 holds it
+    np.testing.assert_allclose(float(updates["fc2"]["level"]), -5e-3, rtol=1e-3)
+
+
 def _vnq_layer(rng, n=64):
     return {
         "theta": jnp.asarray(rng.normal(0.0, 0.3, n), jnp.float32),

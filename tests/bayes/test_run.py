@@ -71,6 +71,23 @@ def test_vnq_level_learning_rate_factor_is_checked():
         validate_config(cfg)
 
 
+def test_vnq_per_layer_level_settings_are_checked():
+    from nnopt_jax.bayes.run import validate_config
+    from nnopt_jax.config import ConfigError
+
+    held = load_config(f"{CONFIGS / 'lenet5_vnq.py'}:held_levels")
+    validate_config(held)
+    assert held.train.level_lr_factor == 0.0 and held.train.level_lr_factor_by_layer == {"conv1": 0.01}
+    cfg = load_config(f"{CONFIGS / 'lenet5_vnq.py'}:smoke")
+    cfg.train.level_quantile_by_layer = {"conv1": 1.5}
+    with pytest.raises(ConfigError, match=r"train\.level_quantile_by_layer=\{'conv1': 1\.5\} \(expected a dict"):
+        validate_config(cfg)
+    cfg.train.level_quantile_by_layer = {}
+    cfg.train.level_lr_factor_by_layer = [0.01]
+    with pytest.raises(ConfigError, match=r"train\.level_lr_factor_by_layer"):
+        validate_config(cfg)
+
+
 def test_sparse_vd_smoke_digits_writes_results_and_export(tmp_path):
     cfg = load_config(f"{CONFIGS / 'lenet300_svd'}.py:smoke")
     cfg.model.name = "mlp"  # a small variational MLP keeps the smoke fast
