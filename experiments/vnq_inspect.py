@@ -4,7 +4,8 @@ For a ``nnopt compress`` VNQ run directory (finished or interrupted), restores
 the newest checkpoint of its KL stage and prints, per layer: the codebook level
 a, the share of weights that snap to 0, the share within 0.1 a of a codebook
 value, the test error with only that layer snapped (the others deterministic,
-unsnapped), and the gradient of the layer's summed KL with respect to a (the
+unsnapped), the test error with every other layer snapped (that layer
+deterministic, unsnapped: what snapping the rest costs), and the gradient of the layer's summed KL with respect to a (the
 level's only gradient: the forward pass does not use a, so a positive value
 means training lowers a). Then the whole network's test error before and after
 snapping, and the share of non-zero weights, at each pruning threshold given.
@@ -78,6 +79,8 @@ def inspect(out: pathlib.Path, thresholds: list[float]) -> dict:
             "within_0.1a": float(np.mean((u < 0.1) | (np.abs(u - 1) < 0.1))),
             "error_only_this_layer_snapped": run.evaluate(
                 model, compression.with_layer_from(params, qparams, name), model_state)["error"],
+            "error_all_but_this_layer_snapped": run.evaluate(
+                model, compression.with_layer_from(qparams, params, name), model_state)["error"],
             "dkl_dlevel": float(level_grad(jnp.asarray(a))),
         }
     before = run.evaluate(model, params, model_state)["error"]
@@ -100,11 +103,13 @@ def main(argv=None) -> int:
     report = inspect(args.run, [float(t) for t in args.thresholds.split(",")])
     print(f"{report['run']}: KL-stage epoch {report['epoch']:.0f}, "
           f"test error before snapping {100 * report['error_before_snapping']:.2f} %")
-    print("| layer | weights | a | at 0 | within 0.1a of a codebook value | error % with only it snapped | dKL/da |")
-    print("|---|---|---|---|---|---|---|")
+    print("| layer | weights | a | at 0 | within 0.1a of a codebook value | error % with only it snapped | "
+          "error % with all but it snapped | dKL/da |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, row in report["layers"].items():
         print(f"| {name} | {row['size']:,} | {row['level']:.3f} | {100 * row['zero_share']:.1f} % | "
               f"{100 * row['within_0.1a']:.1f} % | {100 * row['error_only_this_layer_snapped']:.2f} | "
+              f"{100 * row['error_all_but_this_layer_snapped']:.2f} | "
               f"{row['dkl_dlevel']:.3g} |")
     for t, row in report["by_threshold"].items():
         print(f"log alpha >= {t:g}: snapped test error {100 * row['error']:.2f} %, "

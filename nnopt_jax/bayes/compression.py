@@ -19,7 +19,8 @@ from nnopt_jax.bayes import kl as _kl
 __all__ = [
     "iter_layers", "variational_masks", "deterministic_weights", "dense_weights",
     "quantize_params", "nearest_codebook", "layer_stats", "compression_ratio",
-    "make_results", "PAPER_RESULTS", "markdown_table", "init_levels", "with_layer_from",
+    "make_results", "PAPER_RESULTS", "markdown_table", "init_levels", "check_vnq_layer_names",
+    "with_layer_from",
 ]
 
 

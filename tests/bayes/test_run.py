@@ -147,6 +147,7 @@ def test_interrupted_vnq_run_resumes_to_the_same_results(tmp_path, monkeypatch):
     assert report["epoch"] == cfg.train.num_epochs
     assert report["by_threshold"][float(cfg.model.threshold)]["error"] == straight["test_error"]
     assert {n: r["error_only_this_layer_snapped"] for n, r in report["layers"].items()} == by_layer
+    assert all(0.0 <= r["error_all_but_this_layer_snapped"] <= 1.0 for r in report["layers"].values())
     assert {n: r["level"] for n, r in report["layers"].items()} == pytest.approx(
         {n: c[2] for n, c in straight["codebook"].items()})
 
