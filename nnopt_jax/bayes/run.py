@@ -252,6 +252,9 @@ def _variational(run: _Run, method: str):
     params = variables["params"]
     model_state = {k: v for k, v in variables.items() if k not in ("params", "kl")}
     threshold = float(cfg.model.get("threshold", 3.0))
+    if method == "vnq":  # before pretraining, not minutes into the run
+        for key in ("train.level_lr_factor_by_layer", "train.level_quantile_by_layer"):
+            compression.check_vnq_layer_names(params, cfg.train.get(key.split(".")[1]) or {}, what=key)
 
     weights_fn = lambda p: compression.deterministic_weights(p, threshold=threshold)
 
@@ -268,8 +271,6 @@ def _variational(run: _Run, method: str):
         if method == "vnq":
             params = compression.init_levels(params, quantile=float(cfg.train.get("level_quantile", 0.9)),
                                              quantile_by_layer=cfg.train.get("level_quantile_by_layer"))
-            compression.check_vnq_layer_names(params, cfg.train.get("level_lr_factor_by_layer") or {},
-                                              what="train.level_lr_factor_by_layer")
 
     epochs = int(cfg.train.num_epochs)
     sched = _schedule(cfg, run.steps_per_epoch, epochs)

@@ -101,6 +101,25 @@ def test_sparse_vd_smoke_digits_writes_results_and_export(tmp_path):
     assert exported.nbytes == res["export_bytes"]
 
 
+def test_vnq_per_layer_levels_start_and_move_as_configured(tmp_path):
+    """Levels held (factor 0) after pretraining stay at their layer's quantile;
+    a per-layer quantile starts one lower, a per-layer factor learns one."""
+    cfg = load_config(f"{CONFIGS / 'lenet300_vnq'}.py:smoke")
+    cfg.model.name, cfg.model.features = "mlp", (32, 16)
+    cfg.train.funnel_clip, cfg.train.level_lr_factor = False, 0.0
+    held = compress(cfg, out_dir=tmp_path / "held", progress=False)["codebook"]
+    first, learned, other = sorted(held)
+    cfg.train.level_quantile_by_layer = {first: 0.5}
+    cfg.train.level_lr_factor_by_layer = {learned: 1.0}
+    mixed = compress(cfg, out_dir=tmp_path / "mixed", progress=False)["codebook"]
+    assert mixed[other] == held[other]  # the same pretraining, both held at the 0.9 quantile
+    assert 0.0 < mixed[first][2] < held[first][2]  # held at the 0.5 quantile instead
+    assert mixed[learned][2] != held[learned][2]
+    cfg.train.level_lr_factor_by_layer = {"conv9": 1.0}
+    with pytest.raises(ValueError, match=r"level_lr_factor_by_layer names 'conv9'"):
+        compress(cfg, out_dir=tmp_path / "unknown", progress=False)
+
+
 def test_interrupted_vnq_run_resumes_to_the_same_results(tmp_path, monkeypatch):
     """A VNQ run (pretraining, then the KL-weighted stage) interrupted after the
     first checkpoint of its second stage and resumed ends exactly where the
