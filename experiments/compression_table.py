@@ -1,11 +1,13 @@
 """Reruns the Bayesian-compression table (Molchanov et al. 2017; Achterhold et al. 2018) from configs.
 
-Each row is one config in configs/compress/; its run goes to RUNS/<name>/ (resumable),
-and the table of all rows, beside the papers' numbers, is written as JSON and Markdown.
+Each row is one config in configs/compress/ (with the variant that gives the
+row, e.g. ``lenet5_svd.py:authors``); its run goes to RUNS/<run name>/
+(resumable), and the table of all rows, beside the papers' numbers, is written
+as JSON and Markdown.
 
 Usage:
   NNOPT_DATA_DIR=../shared/data .venv/bin/python experiments/compression_table.py \
-      --runs runs/compress --out runs/compress/table [--only lenet300_svd lenet300_dense] \
+      --runs runs/compress --out runs/compress/table [--only lenet300_svd lenet5_vnq_held] \
       [--set train.num_epochs=40] [--collect-only] [--smoke]
 
 ``--collect-only`` only gathers existing results.json files (e.g. from runs made
@@ -20,15 +22,24 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ROWS = [  # (config, model key, method key)
-    ("lenet300_dense", "lenet300_100", "dense"),
-    ("lenet300_pruning", "lenet300_100", "pruning"),
-    ("lenet300_svd", "lenet300_100", "sparse_vd"),
-    ("lenet5_dense", "lenet5", "dense"),
-    ("lenet5_pruning", "lenet5", "pruning"),
-    ("lenet5_svd", "lenet5", "sparse_vd"),
-    ("lenet5_vnq", "lenet5", "vnq"),
+ROWS = [  # (config[:variant], run name, model key, method key)
+    ("lenet300_dense", "lenet300_dense", "lenet300_100", "dense"),
+    ("lenet300_pruning", "lenet300_pruning", "lenet300_100", "pruning"),
+    ("lenet300_svd", "lenet300_svd", "lenet300_100", "sparse_vd"),
+    ("lenet5_dense", "lenet5_dense", "lenet5", "dense"),
+    ("lenet5_pruning", "lenet5_pruning", "lenet5", "pruning"),
+    ("lenet5_svd:authors", "lenet5_svd_authors", "lenet5", "sparse_vd"),
+    ("lenet5_vnq:held_levels", "lenet5_vnq_held", "lenet5", "vnq"),
 ]
+
+
+def config_spec(row_config: str, *, smoke: bool) -> str:
+    """The ``--config`` of a row: its file and variant, or the file's smoke variant."""
+    name, _, variant = row_config.partition(":")
+    path = f"configs/compress/{name}.py"
+    if smoke:
+        return f"{path}:smoke"
+    return f"{path}:{variant}" if variant else path
 
 
 def main(argv=None) -> dict:
@@ -47,16 +58,16 @@ def main(argv=None) -> dict:
 
     runs = pathlib.Path(args.runs)
     rows = []
-    for name, model, method in ROWS:
+    for config, name, model, method in ROWS:
         if args.only and name not in args.only:
             continue
         out = runs / (name + ("_smoke" if args.smoke else ""))
+        spec = config_spec(config, smoke=args.smoke)
         if not args.collect_only:
             from nnopt_jax import rundir
             from nnopt_jax.bayes.run import compress
 
-            spec = f"{ROOT / 'configs' / 'compress' / name}.py" + (":smoke" if args.smoke else "")
-            cfg = apply_overrides(load_config(spec), args.set)
+            cfg = apply_overrides(load_config(str(ROOT / spec)), args.set)
             compress(cfg, out_dir=out, resume=rundir.holds_run(out),
                      progress=not args.no_progress)
         if not (out / "results.json").is_file():
@@ -65,7 +76,7 @@ def main(argv=None) -> dict:
         res = json.loads((out / "results.json").read_text())
         rows.append({"config": name, "model": model, "method": method, "results": res,
                      "epochs": res.get("epochs_run"), "wall_time_s": res.get("wall_time_s"),
-                     "command": f"nnopt compress --config configs/compress/{name}.py --out {out}"})
+                     "command": f"nnopt compress --config {spec} --out {out}"})
     dest = pathlib.Path(args.out)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "table.json").write_text(json.dumps(rows, indent=2))
