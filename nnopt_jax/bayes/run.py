@@ -3,7 +3,9 @@
 ``compress(cfg, out_dir=...)`` trains what ``cfg.method`` names through
 :func:`nnopt_jax.training.fit` (checkpoints, resume, metrics.jsonl), then writes
 ``config.json``, ``results.json`` (DESIGN.md sec. 2), ``curves.png`` (test error
-and compression per epoch) and the exported compressed model (``export/``).
+and compression per epoch; for VNQ also of the network snapped to its codebook,
+``test_error_snapped`` and ``compression_snapped`` in ``metrics.jsonl``) and the
+exported compressed model (``export/``).
 
 Multi-stage methods (VNQ pre-training, pruning's prune/retrain rounds) train each
 stage in ``out_dir/stage_<name>/``; ``resume=True`` restores finished stages
@@ -73,10 +75,16 @@ def _plot_curves(history: list[dict], path: pathlib.Path, title: str) -> None:
         return
     x = np.arange(1, len(rows) + 1)
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
-    a1.plot(x, [100 * r["test_error"] for r in rows])
+    a1.plot(x, [100 * r["test_error"] for r in rows], label="deterministic")
     a1.set(xlabel="epoch (all stages)", ylabel="test error (%)", yscale="log")
-    a2.plot(x, [r.get("compression", 1.0) for r in rows])
+    a2.plot(x, [r.get("compression", 1.0) for r in rows], label="deterministic")
     a2.set(xlabel="epoch (all stages)", ylabel="compression |W|/|W≠0|", yscale="log")
+    snapped = [(i, r) for i, r in zip(x, rows) if "test_error_snapped" in r]
+    if snapped:  # VNQ: the network snapped to its codebook, as exported
+        xs = [i for i, _ in snapped]
+        a1.plot(xs, [100 * r["test_error_snapped"] for _, r in snapped], label="snapped")
+        a2.plot(xs, [r["compression_snapped"] for _, r in snapped], label="snapped")
+        a1.legend(), a2.legend()
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -212,14 +220,23 @@ class _Run:
     def evaluate(self, model, params, model_state):
         return evaluate(model, params, model_state, self.x_test, self.y_test, batch_size=self.eval_bs)
 
-    def fit(self, stage, state, *, loss_fn, tx, num_epochs, model, weights_fn, transform=lambda p: p):
+    def fit(self, stage, state, *, loss_fn, tx, num_epochs, model, weights_fn, transform=lambda p: p,
+            snap_fn=None):
+        """Trains one stage; each epoch records the test error and compression, and
+        with ``snap_fn`` (params -> quantised params) those of the snapped network too."""
 
         def eval_fn(st):
             params, model_state = jax.device_get((transform(st.params), st.model_state))
             ev = self.evaluate(model, params, model_state)
             layers = compression.layer_stats(weights_fn(params))
-            return {"test_error": ev["error"], "test_loss": ev["loss"],
-                    "compression": compression.compression_ratio(layers)}
+            row = {"test_error": ev["error"], "test_loss": ev["loss"],
+                   "compression": compression.compression_ratio(layers)}
+            if snap_fn is not None:
+                snapped = snap_fn(params)
+                row["test_error_snapped"] = self.evaluate(model, snapped, model_state)["error"]
+                row["compression_snapped"] = compression.compression_ratio(
+                    compression.layer_stats(weights_fn(snapped)))
+            return row
 
         state, hist = training.fit(
             state, loss_fn=loss_fn, tx=tx, train_data=(self.x_train, self.y_train), batch_size=self.bs,
@@ -281,17 +298,17 @@ def _variational(run: _Run, method: str):
     loss = objectives.make_sgvlb_loss(
         model, num_train=len(run.x_train), steps_per_epoch=run.steps_per_epoch,
         warmup=(float(cfg.train.get("warmup_start", 5)), float(cfg.train.get("warmup_end", 20))))
+    outlier_factor = cfg.get("quantize", {}).get("outlier_factor")
+    snap = lambda p: compression.quantize_params(p, threshold=threshold, outlier_factor=outlier_factor)
     state = training.init_train_state(params, tx, key=train_key, model_state=model_state)
     state = run.fit("main", state, loss_fn=loss, tx=tx, num_epochs=epochs, model=model,
-                    weights_fn=weights_fn)
+                    weights_fn=weights_fn, snap_fn=(lambda p: snap(p)[0]) if method == "vnq" else None)
     params, model_state = jax.device_get((state.params, state.model_state))
 
     ev = run.evaluate(model, params, model_state)
     extra: dict[str, Any] = {"posterior_params": params}
     if method == "vnq":
-        outlier_factor = cfg.get("quantize", {}).get("outlier_factor")
-        qparams, info = compression.quantize_params(params, threshold=threshold,
-                                                    outlier_factor=outlier_factor)
+        qparams, info = snap(params)
         q_ev = run.evaluate(model, qparams, model_state)
         by_layer = {n: run.evaluate(model, compression.with_layer_from(params, qparams, n), model_state)["error"]
                     for n in info}

@@ -152,6 +152,10 @@ def test_interrupted_vnq_run_resumes_to_the_same_results(tmp_path, monkeypatch):
             np.testing.assert_allclose(b[k], a[k], rtol=1e-6, err_msg=k)
     assert resumed["test_error"] == straight["test_error"]
     assert resumed["layers"] == straight["layers"] and resumed["codebook"] == straight["codebook"]
+    # each KL-stage epoch records the snapped network; the last is the run's result
+    assert all(("test_error_snapped" in r) == (r["stage"] == "main") for r in rows[0])
+    assert rows[0][-1]["test_error_snapped"] == straight["test_error"]
+    assert rows[0][-1]["compression_snapped"] == pytest.approx(straight["compression"])
     # the epochs of the interrupted call count in the run's training time
     assert resumed["train_time_s"] == pytest.approx(sum(r["epoch_time_s"] for r in rows[1]))
     by_layer = straight["test_error_one_layer_snapped"]  # one entry per quantised layer
