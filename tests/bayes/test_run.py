@@ -161,11 +161,9 @@ def test_interrupted_vnq_run_resumes_to_the_same_results(tmp_path, monkeypatch):
     by_layer = straight["test_error_one_layer_snapped"]  # one entry per quantised layer
     assert set(by_layer) == set(straight["codebook"]) and all(0.0 <= e <= 1.0 for e in by_layer.values())
     # experiments/vnq_inspect.py reads the same posterior back from the last checkpoint
-    import importlib.util
+    from tests.helpers.scripts import load_script
 
-    spec = importlib.util.spec_from_file_location("vnq_inspect", CONFIGS.parents[1] / "experiments" / "vnq_inspect.py")
-    vnq_inspect = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(vnq_inspect)
+    vnq_inspect = load_script("experiments/vnq_inspect.py")
     report = vnq_inspect.inspect(tmp_path / "straight", [2.0, float(cfg.model.threshold)])
     assert report["epoch"] == cfg.train.num_epochs
     assert report["by_threshold"][float(cfg.model.threshold)]["error"] == straight["test_error"]

@@ -281,12 +281,9 @@ def test_compress_smoke_writes_uncertainty(tmp_path):
         assert u["modes"]["dense"][k] == pytest.approx(ud["modes"]["dense"][k], rel=1e-5, abs=1e-6)
     assert u["plot"] == "reliability.png" and (tmp_path / "svd" / "reliability.png").is_file()
     # the experiment's table reads both runs
-    import importlib.util
+    from tests.helpers.scripts import load_script
 
-    spec = importlib.util.spec_from_file_location("uncertainty_table", CONFIGS.parents[1] / "experiments"
-                                                  / "uncertainty_table.py")
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
+    table = load_script("experiments/uncertainty_table.py")
     out = table.main(["--run", f"dense={tmp_path / 'dense'}", "--run", f"svd={tmp_path / 'svd'}",
                       "--out", str(tmp_path / "table")])
     assert [(r["run"], r["mode"]) for r in out["rows"]] == [("dense", "dense"), ("svd", "mc"),

@@ -1,23 +1,17 @@
 """The compression table's rows: each names a config variant that exists and validates."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
 from nnopt_jax.bayes.run import validate_config
 from nnopt_jax.config import load_config
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.helpers.scripts import ROOT, load_script
 
 
 @pytest.fixture(scope="module")
 def table():
-    spec = importlib.util.spec_from_file_location("compression_table", ROOT / "experiments" / "compression_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/compression_table.py")
 
 
 def test_every_row_config_loads_and_validates(table):

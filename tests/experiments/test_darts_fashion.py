@@ -1,6 +1,5 @@
 """The Fashion-MNIST DARTS experiment's summary: runs per seed and means per genotype."""
 
-import importlib.util
 import json
 import pathlib
 
@@ -8,16 +7,11 @@ import numpy as np
 import pytest
 
 from nnopt_jax.nas.darts import genotypes
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
+from tests.helpers.scripts import load_script
 
 @pytest.fixture(scope="module")
 def experiment():
-    spec = importlib.util.spec_from_file_location("darts_fashion", ROOT / "experiments" / "darts_fashion.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("experiments/darts_fashion.py")
 
 
 def _fake_run(out: pathlib.Path, name: str, acc: float, geno) -> None:
