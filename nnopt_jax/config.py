@@ -294,7 +294,7 @@ def mapping_of(check: Check) -> Check:
     def mapping(value):
         if isinstance(value, dict) and all(isinstance(k, str) and check(v) is None for k, v in value.items()):
             return None
-        return f"a dict from layer names to values, each {check(_MISSING)}"
+        return f"a dict from names to values, each {check(_MISSING)}"
     return mapping
 
 

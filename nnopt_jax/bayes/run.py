@@ -270,8 +270,8 @@ def _variational(run: _Run, method: str):
     model_state = {k: v for k, v in variables.items() if k not in ("params", "kl")}
     threshold = float(cfg.model.get("threshold", 3.0))
     if method == "vnq":  # before pretraining, not minutes into the run
-        for key in ("train.level_lr_factor_by_layer", "train.level_quantile_by_layer"):
-            compression.check_vnq_layer_names(params, cfg.train.get(key.split(".")[1]) or {}, what=key)
+        for key in ("level_lr_factor_by_layer", "level_quantile_by_layer"):
+            compression.check_vnq_layer_names(params, cfg.train.get(key) or {}, what=f"train.{key}")
 
     weights_fn = lambda p: compression.deterministic_weights(p, threshold=threshold)
 
